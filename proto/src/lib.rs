@@ -1,0 +1,13 @@
+//! Sans-IO protocol code for swarmd: identifiers, peer addresses, and the codecs of the HTTP
+//! tracker (later BEP 15 and KRPC). Nothing here opens a socket or reads a clock: codecs take
+//! bytes and return typed values or typed errors.
+
+pub mod http;
+mod ids;
+
+pub use ids::{Event, InfoHash, ParseIdError, PeerId};
+
+/// Size in bytes of one compact IPv4 peer (BEP 23): 4 address bytes, 2 port bytes, big endian.
+pub const COMPACT_V4_LEN: usize = 6;
+/// Size in bytes of one compact IPv6 peer (BEP 7): 16 address bytes, 2 port bytes, big endian.
+pub const COMPACT_V6_LEN: usize = 18;

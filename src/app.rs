@@ -1,0 +1,261 @@
+//! Wiring: build the shared registry, metrics and access policy, bind every listener, run the
+//! expiry sweeper, and stop it all gracefully.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use swarmd_swarm::access::{AccessPolicy, OpenPolicy};
+use swarmd_swarm::clock::{Clock, SystemClock};
+use swarmd_swarm::metrics::Metrics;
+use swarmd_swarm::Registry;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+
+/// What the embedding program supplies besides the configuration.
+#[derive(Clone)]
+pub struct Options {
+    /// The registry's clock; tests pass a manual one to drive expiry.
+    pub clock: Arc<dyn Clock>,
+    /// Who may announce and scrape what.
+    pub policy: Arc<dyn AccessPolicy>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock::new()),
+            policy: Arc::new(OpenPolicy),
+        }
+    }
+}
+
+/// A started swarmd: its bound addresses, its registry, and the handle to stop it.
+pub struct Running {
+    http_addrs: Vec<SocketAddr>,
+    admin_addrs: Vec<SocketAddr>,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+    ready: Arc<AtomicBool>,
+    tasks: JoinSet<()>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Addresses the HTTP tracker listens on (ports resolved, so port 0 becomes the real one).
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        &self.http_addrs
+    }
+
+    /// Addresses the admin listener (metrics, health, stats) listens on.
+    pub fn admin_addrs(&self) -> &[SocketAddr] {
+        &self.admin_addrs
+    }
+
+    /// The shared swarm registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The metric set.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// A token that stops every service when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the configured grace period plus a
+    /// margin), and returns once every task has ended.
+    pub async fn stop(mut self) {
+        self.ready.store(false, Ordering::Relaxed);
+        self.shutdown.cancel();
+        let deadline = self.grace + Duration::from_secs(1);
+        let drained = tokio::time::timeout(deadline, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("tasks still running after the shutdown deadline; aborting them");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+/// Binds a listener, or, for the IPv6 wildcard on a host without IPv6, reports `None` so the
+/// default dual-stack configuration still starts on IPv4-only machines.
+fn bind_or_skip_v6(addr: SocketAddr, what: &str) -> anyhow::Result<Option<TcpListener>> {
+    match swarmd_tracker_http::bind_tcp(addr) {
+        Ok(l) => Ok(Some(l)),
+        Err(e)
+            if addr.is_ipv6()
+                && addr.ip().is_unspecified()
+                && matches!(e.raw_os_error(), Some(EAFNOSUPPORT | EADDRNOTAVAIL)) =>
+        {
+            tracing::warn!(%addr, error = %e, "IPv6 is not available; {what} listens on IPv4 only");
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot bind {what} on {addr}")),
+    }
+}
+
+/// `EAFNOSUPPORT` and `EADDRNOTAVAIL` on Linux: the host has no IPv6.
+const EAFNOSUPPORT: i32 = 97;
+const EADDRNOTAVAIL: i32 = 99;
+
+fn bind_all(addrs: &[SocketAddr], what: &str) -> anyhow::Result<Vec<TcpListener>> {
+    let mut out = Vec::with_capacity(addrs.len());
+    for &addr in addrs {
+        if let Some(l) = bind_or_skip_v6(addr, what)? {
+            out.push(l);
+        }
+    }
+    if out.is_empty() && !addrs.is_empty() {
+        anyhow::bail!("{what}: no listener could be bound");
+    }
+    Ok(out)
+}
+
+fn local_addrs(listeners: &[TcpListener]) -> io::Result<Vec<SocketAddr>> {
+    listeners.iter().map(TcpListener::local_addr).collect()
+}
+
+/// Starts every enabled service of `config` on the current tokio runtime.
+pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> {
+    config.validate()?;
+    let metrics = Metrics::new().context("cannot create metrics")?;
+    let registry = Arc::new(Registry::new(config.registry_config()));
+    metrics
+        .watch_registry(registry.clone())
+        .context("cannot register registry metrics")?;
+    let shutdown = CancellationToken::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
+    let mut tasks = JoinSet::new();
+
+    let http_listeners = if config.http.enabled {
+        bind_all(&config.http.bind, "http tracker")?
+    } else {
+        Vec::new()
+    };
+    let admin_listeners = if config.admin.enabled {
+        bind_all(&config.admin.bind, "admin listener")?
+    } else {
+        Vec::new()
+    };
+    let http_addrs = local_addrs(&http_listeners)?;
+    let admin_addrs = local_addrs(&admin_listeners)?;
+
+    if !http_listeners.is_empty() {
+        let tracker = Arc::new(swarmd_tracker_http::Tracker::new(
+            config.http_tracker_config(),
+            registry.clone(),
+            options.policy.clone(),
+            options.clock.clone(),
+            &metrics,
+        ));
+        for (listener, addr) in http_listeners.into_iter().zip(&http_addrs) {
+            tracing::info!(addr = %addr, "http tracker listening");
+            tasks.spawn(swarmd_tracker_http::serve(
+                listener,
+                tracker.clone(),
+                shutdown.clone(),
+                grace,
+            ));
+        }
+    }
+
+    let admin_state = Arc::new(AdminState {
+        metrics: metrics.clone(),
+        registry: registry.clone(),
+        ready: ready.clone(),
+        started: Instant::now(),
+        http_addrs: http_addrs.clone(),
+    });
+    for (listener, addr) in admin_listeners.into_iter().zip(&admin_addrs) {
+        tracing::info!(addr = %addr, "admin listening (/metrics, /healthz, /readyz, /stats)");
+        tasks.spawn(admin::serve(
+            listener,
+            admin_state.clone(),
+            shutdown.clone(),
+        ));
+    }
+
+    tasks.spawn(sweeper(
+        registry.clone(),
+        options.clock.clone(),
+        metrics.clone(),
+        Duration::from_millis(config.registry.sweep_interval_ms),
+        config.registry.sweep_shards_per_step,
+        shutdown.clone(),
+    ));
+
+    ready.store(true, Ordering::Relaxed);
+    Ok(Running {
+        http_addrs,
+        admin_addrs,
+        registry,
+        metrics,
+        shutdown,
+        ready,
+        tasks,
+        grace,
+    })
+}
+
+/// Expires peers a slice of shards at a time, off the async workers, so no sweep stalls requests.
+async fn sweeper(
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    every: Duration,
+    shards_per_step: usize,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let registry = registry.clone();
+        let now = clock.now();
+        let step =
+            tokio::task::spawn_blocking(move || registry.sweep(now, shards_per_step)).await;
+        match step {
+            Ok(stats) => {
+                if stats.peers_removed > 0 || stats.torrents_removed > 0 {
+                    tracing::debug!(
+                        peers = stats.peers_removed,
+                        torrents = stats.torrents_removed,
+                        "expired"
+                    );
+                }
+                metrics.record_sweep(&stats);
+            }
+            Err(e) => tracing::error!(error = %e, "expiry sweep failed"),
+        }
+    }
+}
+
+/// Runs swarmd until `shutdown` completes, then stops gracefully.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let running = start(config, Options::default()).await?;
+    shutdown.await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}

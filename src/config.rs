@@ -1,0 +1,541 @@
+//! The configuration tree: defaults embedded in the binary, a TOML file, `SWARMD__SECTION__KEY`
+//! environment overrides and command-line flags, in rising precedence, then validated.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The commented default configuration, as printed by `swarmd config print`.
+pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
+
+/// Prefix of environment variables that override the configuration.
+pub const ENV_PREFIX: &str = "SWARMD__";
+
+/// An error in a configuration source, naming the key at fault where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or did not fit the schema (unknown key, wrong type).
+    #[error("{origin}: {message}")]
+    Parse {
+        /// Where the text came from (a file name, or "environment").
+        origin: String,
+        /// The parser's message, which names the key and position.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("invalid `{key}`: {reason}")]
+    Invalid {
+        /// Dotted key, such as `tracker.min_announce_interval_secs`.
+        key: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Logging.
+    pub log: LogConfig,
+    /// Process-wide settings.
+    pub server: ServerConfig,
+    /// Announce semantics shared by every tracker protocol.
+    pub tracker: TrackerConfig,
+    /// The shared swarm registry.
+    pub registry: RegistryConfig,
+    /// The HTTP tracker.
+    pub http: HttpConfig,
+    /// The admin listener (metrics, health, stats).
+    pub admin: AdminConfig,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Default filter (EnvFilter syntax); `RUST_LOG` takes precedence.
+    pub level: String,
+    /// Line format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Runtime worker threads; 0 = one per core.
+    pub worker_threads: usize,
+    /// Grace period for in-flight requests at shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            worker_threads: 0,
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+/// `[tracker]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerConfig {
+    /// `interval` sent to clients.
+    pub announce_interval_secs: u32,
+    /// `min interval` sent to clients.
+    pub min_announce_interval_secs: u32,
+    /// Peers returned when `numwant` is absent or <= 0.
+    pub default_numwant: u32,
+    /// Cap on peers returned.
+    pub max_numwant: u32,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            announce_interval_secs: 1800,
+            min_announce_interval_secs: 900,
+            default_numwant: 50,
+            max_numwant: 200,
+        }
+    }
+}
+
+/// `[registry]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Shard count (rounded up to a power of two).
+    pub shards: usize,
+    /// Torrent limit.
+    pub max_torrents: usize,
+    /// Peer limit per torrent.
+    pub max_peers_per_torrent: usize,
+    /// Expiry timeout.
+    pub peer_timeout_secs: u32,
+    /// Keep peer ids for `compact=0` replies.
+    pub store_peer_ids: bool,
+    /// Period of expiry sweep steps.
+    pub sweep_interval_ms: u64,
+    /// Shards swept per step.
+    pub sweep_shards_per_step: usize,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            shards: 1024,
+            max_torrents: 5_000_000,
+            max_peers_per_torrent: 100_000,
+            peer_timeout_secs: 2700,
+            store_peer_ids: false,
+            sweep_interval_ms: 1000,
+            sweep_shards_per_step: 64,
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Serve the HTTP tracker.
+    pub enabled: bool,
+    /// Listen addresses.
+    pub bind: Vec<SocketAddr>,
+    /// Connection limit.
+    pub max_connections: usize,
+    /// Header read and keep-alive idle timeout.
+    pub request_timeout_secs: u64,
+    /// Largest request head.
+    pub max_request_bytes: usize,
+    /// Proxies whose forwarding headers are trusted.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Honour `ip=`.
+    pub allow_ip_param: bool,
+    /// Scrape hash cap.
+    pub max_scrape_hashes: usize,
+    /// Allow full scrapes.
+    pub full_scrape: bool,
+    /// Full scrape size cap.
+    pub full_scrape_max_torrents: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: vec![
+                SocketAddr::from(([0, 0, 0, 0], 6969)),
+                SocketAddr::from(([0u16; 8], 6969)),
+            ],
+            max_connections: 10_000,
+            request_timeout_secs: 15,
+            max_request_bytes: 8192,
+            trusted_proxies: Vec::new(),
+            allow_ip_param: false,
+            max_scrape_hashes: 64,
+            full_scrape: false,
+            full_scrape_max_torrents: 10_000,
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve the admin listener.
+    pub enabled: bool,
+    /// Listen addresses.
+    pub bind: Vec<SocketAddr>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: vec![SocketAddr::from(([127, 0, 0, 1], 6970))],
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates TOML text; `origin` names the source in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads the layers below the command line: defaults, then `file` (if any), then the
+    /// `SWARMD__*` variables among `env`. The result is validated.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse {
+                        origin: path.display().to_string(),
+                        message: e.to_string(),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        let mut origin = file.map_or_else(|| "defaults".to_string(), |p| p.display().to_string());
+        let mut applied = Vec::new();
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            apply_env(&mut tree, &name, path, &value)?;
+            applied.push(name);
+        }
+        if !applied.is_empty() {
+            origin = format!("{origin} (with environment {})", applied.join(", "));
+        }
+        let config: Config =
+            toml::Value::Table(tree)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    origin,
+                    message: e.to_string(),
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks cross-field rules that the types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, reason: String| Err(ConfigError::Invalid { key, reason });
+        let t = &self.tracker;
+        if t.announce_interval_secs == 0 {
+            return bad("tracker.announce_interval_secs", "must be positive".into());
+        }
+        if t.min_announce_interval_secs > t.announce_interval_secs {
+            return bad(
+                "tracker.min_announce_interval_secs",
+                format!(
+                    "{} exceeds tracker.announce_interval_secs ({})",
+                    t.min_announce_interval_secs, t.announce_interval_secs
+                ),
+            );
+        }
+        if t.default_numwant > t.max_numwant {
+            return bad(
+                "tracker.default_numwant",
+                format!("{} exceeds tracker.max_numwant ({})", t.default_numwant, t.max_numwant),
+            );
+        }
+        let r = &self.registry;
+        if r.peer_timeout_secs <= t.announce_interval_secs {
+            return bad(
+                "registry.peer_timeout_secs",
+                format!(
+                    "{} must exceed tracker.announce_interval_secs ({}), or peers expire between announces",
+                    r.peer_timeout_secs, t.announce_interval_secs
+                ),
+            );
+        }
+        if r.shards == 0 || r.shards > 1 << 20 {
+            return bad("registry.shards", format!("{} is not within 1..=1048576", r.shards));
+        }
+        if r.max_torrents == 0 {
+            return bad("registry.max_torrents", "must be positive".into());
+        }
+        if r.max_peers_per_torrent == 0 {
+            return bad("registry.max_peers_per_torrent", "must be positive".into());
+        }
+        if r.sweep_interval_ms == 0 {
+            return bad("registry.sweep_interval_ms", "must be positive".into());
+        }
+        if r.sweep_shards_per_step == 0 {
+            return bad("registry.sweep_shards_per_step", "must be positive".into());
+        }
+        let h = &self.http;
+        if h.enabled && h.bind.is_empty() {
+            return bad("http.bind", "is empty while http.enabled is true".into());
+        }
+        if h.max_connections == 0 {
+            return bad("http.max_connections", "must be positive".into());
+        }
+        if h.request_timeout_secs == 0 {
+            return bad("http.request_timeout_secs", "must be positive".into());
+        }
+        if !(8192..=1 << 20).contains(&h.max_request_bytes) {
+            return bad(
+                "http.max_request_bytes",
+                format!("{} is not within 8192..=1048576", h.max_request_bytes),
+            );
+        }
+        if h.max_scrape_hashes == 0 {
+            return bad("http.max_scrape_hashes", "must be positive".into());
+        }
+        if self.admin.enabled && self.admin.bind.is_empty() {
+            return bad("admin.bind", "is empty while admin.enabled is true".into());
+        }
+        if self.server.shutdown_timeout_secs == 0 {
+            return bad("server.shutdown_timeout_secs", "must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The registry settings in the registry crate's own terms.
+    pub fn registry_config(&self) -> swarmd_swarm::RegistryConfig {
+        swarmd_swarm::RegistryConfig {
+            shards: self.registry.shards,
+            max_torrents: self.registry.max_torrents,
+            max_peers_per_torrent: self.registry.max_peers_per_torrent,
+            peer_timeout: self.registry.peer_timeout_secs,
+            store_peer_ids: self.registry.store_peer_ids,
+        }
+    }
+
+    /// The HTTP tracker's settings in its crate's own terms.
+    pub fn http_tracker_config(&self) -> swarmd_tracker_http::TrackerConfig {
+        swarmd_tracker_http::TrackerConfig {
+            announce_interval: self.tracker.announce_interval_secs,
+            min_announce_interval: self.tracker.min_announce_interval_secs,
+            default_numwant: self.tracker.default_numwant,
+            max_numwant: self.tracker.max_numwant,
+            max_connections: self.http.max_connections,
+            request_timeout: std::time::Duration::from_secs(self.http.request_timeout_secs),
+            max_request_bytes: self.http.max_request_bytes,
+            trusted_proxies: self.http.trusted_proxies.clone(),
+            allow_ip_param: self.http.allow_ip_param,
+            max_scrape_hashes: self.http.max_scrape_hashes,
+            full_scrape: self.http.full_scrape,
+            full_scrape_max_torrents: self.http.full_scrape_max_torrents,
+        }
+    }
+}
+
+/// Sets `SWARMD__A__B=value` at `a.b` in `tree`. The value is read as a TOML value when it parses
+/// as one (numbers, booleans, arrays), else taken as a string.
+fn apply_env(
+    tree: &mut toml::Table,
+    name: &str,
+    path: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+    if keys.iter().any(String::is_empty) {
+        return Err(ConfigError::Parse {
+            origin: "environment".into(),
+            message: format!("{name}: expected {ENV_PREFIX}SECTION__KEY"),
+        });
+    }
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let (last, parents) = keys.split_last().ok_or_else(|| ConfigError::Parse {
+        origin: "environment".into(),
+        message: format!("{name}: no key"),
+    })?;
+    let mut table = tree;
+    for key in parents {
+        let entry = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| ConfigError::Parse {
+            origin: "environment".into(),
+            message: format!("{name}: `{key}` is not a section"),
+        })?;
+    }
+    table.insert(last.clone(), parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_file_is_exactly_the_defaults() {
+        let parsed = Config::from_toml(DEFAULT_TOML, "embedded").unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn embedded_default_file_names_every_key() {
+        // Every key of the schema must appear (uncommented) in the printed defaults, so that
+        // `config print` documents the whole tree.
+        let full = toml::Value::try_from(Config::default()).unwrap();
+        let printed: toml::Table = DEFAULT_TOML.parse().unwrap();
+        let full = full.as_table().unwrap();
+        for (section, body) in full {
+            let printed_section = printed[section].as_table().unwrap();
+            for key in body.as_table().unwrap().keys() {
+                assert!(
+                    printed_section.contains_key(key),
+                    "{section}.{key} is missing from default-config.toml"
+                );
+            }
+        }
+        assert_eq!(full.len(), printed.len());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("[http]\nbindd = []\n", "f.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("bindd"), "{msg}");
+        assert!(msg.contains("f.toml"), "{msg}");
+        let err = Config::from_toml("[nope]\n", "f.toml").unwrap_err();
+        assert!(err.to_string().contains("nope"));
+    }
+
+    #[test]
+    fn wrong_types_and_bad_values_are_named() {
+        let err = Config::from_toml("[tracker]\ndefault_numwant = \"x\"\n", "f").unwrap_err();
+        assert!(err.to_string().contains("default_numwant"), "{err}");
+        let err = Config::from_toml(
+            "[tracker]\nannounce_interval_secs = 60\nmin_announce_interval_secs = 120\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("tracker.min_announce_interval_secs"),
+            "{err}"
+        );
+        let err = Config::from_toml("[http]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "f")
+            .unwrap_err();
+        assert!(err.to_string().contains("trusted_proxies"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_parses_values() {
+        let dir = std::env::temp_dir().join(format!("swarmd-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[http]\nbind = [\"127.0.0.1:1\"]\nmax_scrape_hashes = 5\n").unwrap();
+        let env = vec![
+            ("SWARMD__HTTP__MAX_SCRAPE_HASHES".to_string(), "7".to_string()),
+            ("SWARMD__LOG__LEVEL".to_string(), "debug".to_string()),
+            ("SWARMD__ADMIN__BIND".to_string(), "[\"127.0.0.1:2\"]".to_string()),
+            ("OTHER".to_string(), "ignored".to_string()),
+        ];
+        let c = Config::load(Some(&file), env).unwrap();
+        assert_eq!(c.http.bind, vec!["127.0.0.1:1".parse().unwrap()]);
+        assert_eq!(c.http.max_scrape_hashes, 7);
+        assert_eq!(c.log.level, "debug");
+        assert_eq!(c.admin.bind, vec!["127.0.0.1:2".parse().unwrap()]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_env_keys_are_errors() {
+        let env = vec![("SWARMD__HTTP__NOPE".to_string(), "1".to_string())];
+        let err = Config::load(None, env).unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("SWARMD__HTTP__NOPE"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+
+    /// The README's configuration table must list every key of the schema.
+    #[test]
+    fn readme_lists_every_key() {
+        let readme = include_str!("../README.md");
+        let full = toml::Value::try_from(Config::default()).unwrap();
+        for (section, body) in full.as_table().unwrap() {
+            for key in body.as_table().unwrap().keys() {
+                let needle = format!("| `{section}.{key}` |");
+                assert!(readme.contains(&needle), "README lacks a row for {section}.{key}");
+            }
+        }
+    }
+
+    /// The deploy example must stay valid.
+    #[test]
+    fn deploy_example_is_valid() {
+        let text = include_str!("../deploy/swarmd.example.toml");
+        Config::from_toml(text, "deploy/swarmd.example.toml").unwrap();
+    }
+}

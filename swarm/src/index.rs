@@ -1,0 +1,190 @@
+//! A compact open-addressing index (address hash -> peer slot) for the larger swarms.
+//!
+//! The table holds only slot numbers (`u32`, 0 meaning empty, else slot + 1); the keys live in
+//! the family's peer vector, so the index costs 4 bytes a bucket (5-11 bytes a peer) instead of
+//! a general-purpose map's 16+. Linear probing, load factor at most 3/4, backward-shift
+//! deletion (no tombstones). Callers pass the hash and an equality test on slots, so the same
+//! table serves both address families. It is rebuilt (never patched) on growth or shrinking.
+
+/// Fewest buckets an index ever has.
+const MIN_BUCKETS: usize = 64;
+
+/// The slot table. Its length is a power of two, at least [`MIN_BUCKETS`].
+#[derive(Debug, Clone)]
+pub(crate) struct Index {
+    buckets: Box<[u32]>,
+}
+
+impl Index {
+    /// Builds an index over slots `0..n`, given each slot's hash in slot order.
+    pub(crate) fn build(hashes: impl ExactSizeIterator<Item = u64>) -> Self {
+        let n = hashes.len();
+        // Load at most 2/3 right after a build, so growth is amortised.
+        let want = n.saturating_add(n / 2).saturating_add(1);
+        let len = want.checked_next_power_of_two().unwrap_or(1 << (usize::BITS - 1));
+        let mut index = Self {
+            buckets: vec![0; len.max(MIN_BUCKETS)].into_boxed_slice(),
+        };
+        for (slot, hash) in hashes.enumerate() {
+            index.insert(hash, slot);
+        }
+        index
+    }
+
+    fn mask(&self) -> usize {
+        self.buckets.len() - 1
+    }
+
+    /// Number of buckets.
+    #[cfg(test)]
+    pub(crate) fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// True if the index can hold `n` entries within its load factor (3/4).
+    pub(crate) fn fits(&self, n: usize) -> bool {
+        n.saturating_mul(4) <= self.buckets.len().saturating_mul(3)
+    }
+
+    /// True if `n` entries leave the index so sparse that it should be rebuilt smaller.
+    pub(crate) fn too_sparse(&self, n: usize) -> bool {
+        self.buckets.len() > MIN_BUCKETS && n.saturating_mul(8) < self.buckets.len()
+    }
+
+    /// The bucket holding the slot that `is_match` accepts, probing from `hash`.
+    pub(crate) fn find(&self, hash: u64, mut is_match: impl FnMut(usize) -> bool) -> Option<usize> {
+        let mask = self.mask();
+        // Truncation is intended: the low bits of the hash pick the home bucket.
+        let mut b = hash as usize & mask;
+        // The load factor guarantees an empty bucket; the bound only makes that obvious.
+        for _ in 0..self.buckets.len() {
+            let s = self.buckets[b];
+            if s == 0 {
+                return None;
+            }
+            if is_match(s as usize - 1) {
+                return Some(b);
+            }
+            b = (b + 1) & mask;
+        }
+        None
+    }
+
+    /// The slot stored in bucket `b` (which must be occupied).
+    pub(crate) fn slot(&self, b: usize) -> usize {
+        (self.buckets[b] as usize).wrapping_sub(1)
+    }
+
+    /// Points bucket `b` at `slot`.
+    pub(crate) fn set(&mut self, b: usize, slot: usize) {
+        self.buckets[b] = slot_value(slot);
+    }
+
+    /// Adds `slot` under `hash`. The caller ensures it is absent and that the index [`fits`].
+    ///
+    /// [`fits`]: Index::fits
+    pub(crate) fn insert(&mut self, hash: u64, slot: usize) {
+        let mask = self.mask();
+        let mut b = hash as usize & mask;
+        for _ in 0..self.buckets.len() {
+            if self.buckets[b] == 0 {
+                self.buckets[b] = slot_value(slot);
+                return;
+            }
+            b = (b + 1) & mask;
+        }
+    }
+
+    /// Empties bucket `b`, shifting back the entries after it that probed past it.
+    /// `hash_of(slot)` gives the hash of the entry stored for `slot`.
+    pub(crate) fn remove(&mut self, b: usize, hash_of: impl Fn(usize) -> u64) {
+        let mask = self.mask();
+        let mut hole = b & mask;
+        let mut j = hole;
+        for _ in 0..self.buckets.len() {
+            j = (j + 1) & mask;
+            let s = self.buckets[j];
+            if s == 0 {
+                break;
+            }
+            let home = hash_of(s as usize - 1) as usize & mask;
+            // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                self.buckets[hole] = s;
+                hole = j;
+            }
+        }
+        self.buckets[hole] = 0;
+    }
+
+    /// Number of occupied buckets (for consistency checks in tests).
+    #[cfg(test)]
+    pub(crate) fn occupied(&self) -> usize {
+        self.buckets.iter().filter(|&&s| s != 0).count()
+    }
+}
+
+/// Stored form of a slot: slot + 1, so 0 can mean empty. Slots stay far below `u32::MAX`
+/// (the registry caps swarms well under it).
+fn slot_value(slot: usize) -> u32 {
+    u32::try_from(slot.saturating_add(1)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deliberately bad hash (many collisions) to exercise probing and backward shifts.
+    fn h(key: u32) -> u64 {
+        u64::from(key % 37)
+    }
+
+    #[test]
+    fn insert_find_remove_with_collisions() {
+        let mut keys: Vec<u32> = (0..500).map(|i| i * 7 + 3).collect();
+        let mut index = Index::build(keys.iter().map(|&k| h(k)));
+        assert!(index.fits(keys.len()));
+        for (slot, &k) in keys.iter().enumerate() {
+            let b = index.find(h(k), |s| keys[s] == k).expect("present");
+            assert_eq!(index.slot(b), slot);
+        }
+        // Remove every third key, swap-remove style, keeping the index in sync.
+        let mut i = 0;
+        while i < keys.len() {
+            if keys[i] % 3 == 0 {
+                let last = keys.len() - 1;
+                let bl = index.find(h(keys[last]), |s| s == last).expect("last present");
+                if i != last {
+                    let bi = index.find(h(keys[i]), |s| s == i).expect("i present");
+                    index.set(bi, last);
+                    index.set(bl, i);
+                    keys.swap(i, last);
+                }
+                let b = index.find(h(keys[last]), |s| s == last).expect("moved present");
+                let snapshot = keys.clone();
+                index.remove(b, |s| h(snapshot[s]));
+                keys.pop();
+            } else {
+                i += 1;
+            }
+        }
+        assert_eq!(index.occupied(), keys.len());
+        for (slot, &k) in keys.iter().enumerate() {
+            let b = index.find(h(k), |s| keys[s] == k).expect("still present");
+            assert_eq!(index.slot(b), slot);
+        }
+        assert!(index.find(h(6), |s| keys[s] == 6).is_none());
+    }
+
+    #[test]
+    fn sizing() {
+        let index = Index::build(std::iter::empty());
+        assert_eq!(index.buckets(), MIN_BUCKETS);
+        assert!(index.fits(48));
+        assert!(!index.fits(49));
+        let big = Index::build((0..1000u32).map(|k| u64::from(k).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        assert_eq!(big.buckets(), 2048);
+        assert!(big.too_sparse(200));
+        assert!(!big.too_sparse(300));
+    }
+}

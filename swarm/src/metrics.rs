@@ -1,0 +1,215 @@
+//! Prometheus metrics shared by every protocol: request counters and latencies, registry gauges,
+//! expiry counters, build info and process metrics. No info hash or IP address ever becomes a
+//! label, so cardinality is fixed by the code, not by clients.
+
+use std::sync::Arc;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, TextEncoder,
+};
+
+use crate::access::Protocol;
+use crate::registry::{Registry, SweepStats};
+
+/// Latency buckets in seconds, from 10 µs (a warm in-memory announce) to 1 s.
+const DURATION_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
+    0.25, 1.0,
+];
+
+/// The metric set of one swarmd process.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: prometheus::Registry,
+    requests: IntCounterVec,
+    durations: HistogramVec,
+    connections: IntCounterVec,
+    open_connections: IntGaugeVec,
+    expired_peers: IntCounter,
+    expired_torrents: IntCounter,
+}
+
+impl Metrics {
+    /// Creates the metric set, with `swarmd_build_info` and (on Linux) process metrics registered.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = prometheus::Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "swarmd_requests_total",
+                "Requests handled, by protocol, action and result.",
+            ),
+            &["protocol", "action", "result"],
+        )?;
+        let durations = HistogramVec::new(
+            HistogramOpts::new(
+                "swarmd_request_duration_seconds",
+                "Time from a request's arrival to its reply being ready, by protocol and action.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["protocol", "action"],
+        )?;
+        let connections = IntCounterVec::new(
+            Opts::new(
+                "swarmd_connections_total",
+                "Connections accepted, by protocol.",
+            ),
+            &["protocol"],
+        )?;
+        let open_connections = IntGaugeVec::new(
+            Opts::new(
+                "swarmd_open_connections",
+                "Connections open now, by protocol.",
+            ),
+            &["protocol"],
+        )?;
+        let expired_peers = IntCounter::new(
+            "swarmd_expired_peers_total",
+            "Peers removed because they did not re-announce in time.",
+        )?;
+        let expired_torrents = IntCounter::new(
+            "swarmd_expired_torrents_total",
+            "Torrents dropped because their last peer left or expired.",
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "swarmd_build_info",
+                "Always 1; the labels tell which build is running.",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(durations.clone()))?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(open_connections.clone()))?;
+        registry.register(Box::new(expired_peers.clone()))?;
+        registry.register(Box::new(expired_torrents.clone()))?;
+        registry.register(Box::new(build_info))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+
+        Ok(Self {
+            registry,
+            requests,
+            durations,
+            connections,
+            open_connections,
+            expired_peers,
+            expired_torrents,
+        })
+    }
+
+    /// The counter of requests with these labels. Resolve it once and keep it: incrementing the
+    /// returned handle is one atomic add, while resolving hashes the labels.
+    pub fn request_counter(&self, protocol: Protocol, action: &str, result: &str) -> IntCounter {
+        self.requests
+            .with_label_values(&[protocol.as_str(), action, result])
+    }
+
+    /// The latency histogram for these labels; resolve once and keep it, like
+    /// [`Metrics::request_counter`].
+    pub fn duration(&self, protocol: Protocol, action: &str) -> Histogram {
+        self.durations
+            .with_label_values(&[protocol.as_str(), action])
+    }
+
+    /// Counter of accepted connections for a connection-oriented protocol.
+    pub fn connections(&self, protocol: Protocol) -> IntCounter {
+        self.connections.with_label_values(&[protocol.as_str()])
+    }
+
+    /// Gauge of open connections for a connection-oriented protocol.
+    pub fn open_connections(&self, protocol: Protocol) -> IntGauge {
+        self.open_connections
+            .with_label_values(&[protocol.as_str()])
+    }
+
+    /// Records what one expiry sweep removed.
+    pub fn record_sweep(&self, stats: &SweepStats) {
+        self.expired_peers.inc_by(stats.peers_removed as u64);
+        self.expired_torrents.inc_by(stats.torrents_removed as u64);
+    }
+
+    /// Exposes the registry's sizes (`swarmd_torrents`, `swarmd_peers`), read at scrape time.
+    pub fn watch_registry(&self, registry: Arc<Registry>) -> Result<(), prometheus::Error> {
+        self.registry
+            .register(Box::new(RegistryCollector::new(registry)?))
+    }
+
+    /// The underlying Prometheus registry, to register more collectors.
+    pub fn prometheus(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    /// Appends every metric in the Prometheus text exposition format to `out`.
+    pub fn encode_text(&self, out: &mut Vec<u8>) -> Result<(), prometheus::Error> {
+        TextEncoder::new().encode(&self.registry.gather(), out)
+    }
+}
+
+/// Reads the registry's counts when Prometheus scrapes, so the hot path keeps no global gauges.
+struct RegistryCollector {
+    registry: Arc<Registry>,
+    torrents: IntGauge,
+    peers: IntGaugeVec,
+    descs: Vec<Desc>,
+}
+
+impl RegistryCollector {
+    fn new(registry: Arc<Registry>) -> Result<Self, prometheus::Error> {
+        let torrents = IntGauge::new("swarmd_torrents", "Torrents (swarms) tracked now.")?;
+        let peers = IntGaugeVec::new(
+            Opts::new(
+                "swarmd_peers",
+                "Peers tracked now, by kind (seeder: left=0; leecher: the rest, partial seeds \
+                 included) and IP version.",
+            ),
+            &["kind", "ip_version"],
+        )?;
+        let descs = torrents
+            .desc()
+            .into_iter()
+            .chain(peers.desc())
+            .cloned()
+            .collect();
+        Ok(Self {
+            registry,
+            torrents,
+            peers,
+            descs,
+        })
+    }
+}
+
+impl Collector for RegistryCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let c = self.registry.counts();
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.torrents.set(gauge(c.torrents));
+        for (kind, version, value) in [
+            ("seeder", "4", c.seeders_v4),
+            ("leecher", "4", c.leechers_v4),
+            ("seeder", "6", c.seeders_v6),
+            ("leecher", "6", c.leechers_v6),
+        ] {
+            self.peers
+                .with_label_values(&[kind, version])
+                .set(gauge(value));
+        }
+        let mut out = self.torrents.collect();
+        out.extend(self.peers.collect());
+        out
+    }
+}

@@ -1,0 +1,112 @@
+//! Interop: Debian's python3-libtorrent (run with `/usr/bin/python3`) as a real seeder and a
+//! real leecher. They learn each other's address only from our HTTP tracker on 127.0.0.1, and
+//! the leecher downloads the seeder's file. `.ci/run` installs the package.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::process::Command;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use swarmd_proto::InfoHash;
+
+const PYTHON: &str = "/usr/bin/python3";
+
+fn libtorrent_available() -> Result<(), String> {
+    let out = Command::new(PYTHON)
+        .args(["-c", "import libtorrent; print(libtorrent.__version__)"])
+        .output()
+        .map_err(|e| format!("cannot run {PYTHON}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_peers_find_each_other_through_our_http_tracker() {
+    if let Err(e) = libtorrent_available() {
+        panic!(
+            "python3-libtorrent is required for this test (scripts/install-deps.sh installs it): {e}"
+        );
+    }
+    let mut config = test_config();
+    config.http.bind = vec!["127.0.0.1:0".parse().unwrap()];
+    // libtorrent announces `started` then waits `interval`; keep it short so a retry is quick.
+    config.tracker.announce_interval_secs = 5;
+    config.tracker.min_announce_interval_secs = 1;
+    config.registry.peer_timeout_secs = 60;
+    let server = TestServer::start(config).await;
+    let url = format!("http://{}/announce", server.http_v4());
+
+    let work = std::env::temp_dir().join(format!("swarmd-lt-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/libtorrent_swarm.py");
+
+    // Watch the registry while libtorrent runs: the most peers and completions seen.
+    let registry = server.running.registry().clone();
+    let seen: Arc<Mutex<HashMap<InfoHash, (u32, u32)>>> = Arc::default();
+    let watcher = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut all = Vec::new();
+            loop {
+                all.clear();
+                registry.full_scrape(10, &mut all);
+                {
+                    let mut seen = seen.lock().unwrap();
+                    for (ih, st) in &all {
+                        let e = seen.entry(*ih).or_default();
+                        e.0 = e.0.max(st.complete + st.incomplete);
+                        e.1 = e.1.max(st.downloaded);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+
+    let out = tokio::task::spawn_blocking({
+        let work = work.clone();
+        move || {
+            Command::new(PYTHON)
+                .arg(script)
+                .arg(&url)
+                .arg(&work)
+                .arg("60")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    watcher.abort();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no report from the script ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
+    assert!(out.status.success(), "libtorrent did not finish: {report:#}\nstderr:\n{stderr}");
+
+    let seeder = format!("127.0.0.1:{}", report["seeder_port"]);
+    let peers: Vec<&str> = report["leecher_peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(peers.contains(&seeder.as_str()), "leecher never saw the seeder {seeder}: {report:#}");
+    assert_eq!(report["payload_matches"], true, "{report:#}");
+    assert!(report["leecher_tracker_replies"].as_u64().unwrap() >= 1);
+
+    // Our tracker saw both peers, and counted the leecher's completion.
+    let ih: InfoHash = report["info_hash"].as_str().unwrap().parse().unwrap();
+    let (max_peers, max_downloaded) = seen.lock().unwrap().get(&ih).copied().unwrap_or_default();
+    assert_eq!(max_peers, 2, "both peers tracked: {report:#}");
+    assert_eq!(max_downloaded, 1, "completed counted once: {report:#}");
+    server.running.stop().await;
+    let _ = std::fs::remove_dir_all(&work);
+}
