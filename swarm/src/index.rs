@@ -1,13 +1,20 @@
 //! A compact open-addressing index (address hash -> peer slot) for the larger swarms.
 //!
-//! The table holds only slot numbers (`u32`, 0 meaning empty, else slot + 1); the keys live in
-//! the family's peer vector, so the index costs 4 bytes a bucket (5-11 bytes a peer) instead of
-//! a general-purpose map's 16+. Linear probing, load factor at most 3/4, backward-shift
-//! deletion (no tombstones). Callers pass the hash and an equality test on slots, so the same
-//! table serves both address families. It is rebuilt (never patched) on growth or shrinking.
+//! A bucket is one `u32`: the slot number + 1 in the low 24 bits (0 meaning empty) and an 8-bit
+//! tag from the hash's high bits, so a lookup rarely touches a peer that is not the one sought.
+//! The keys live in the family's peer vector, so the index costs 4 bytes a bucket (5-11 bytes a
+//! peer) instead of a general-purpose map's 16+. Linear probing, load factor at most 3/4,
+//! backward-shift deletion (no tombstones). Callers pass the hash and an equality test on
+//! slots, so the same table serves both address families. It is rebuilt, never resized in
+//! place, when it grows or shrinks.
 
 /// Fewest buckets an index ever has.
 const MIN_BUCKETS: usize = 64;
+/// Bits of a bucket holding the slot number + 1.
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+/// Most slots an index can address (slots `0..MAX_SLOTS`).
+pub(crate) const MAX_SLOTS: usize = SLOT_MASK as usize;
 
 /// The slot table. Its length is a power of two, at least [`MIN_BUCKETS`].
 #[derive(Debug, Clone)]
@@ -21,7 +28,9 @@ impl Index {
         let n = hashes.len();
         // Load at most 2/3 right after a build, so growth is amortised.
         let want = n.saturating_add(n / 2).saturating_add(1);
-        let len = want.checked_next_power_of_two().unwrap_or(1 << (usize::BITS - 1));
+        let len = want
+            .checked_next_power_of_two()
+            .unwrap_or(1 << (usize::BITS - 1));
         let mut index = Self {
             buckets: vec![0; len.max(MIN_BUCKETS)].into_boxed_slice(),
         };
@@ -54,15 +63,16 @@ impl Index {
     /// The bucket holding the slot that `is_match` accepts, probing from `hash`.
     pub(crate) fn find(&self, hash: u64, mut is_match: impl FnMut(usize) -> bool) -> Option<usize> {
         let mask = self.mask();
+        let tag = tag(hash);
         // Truncation is intended: the low bits of the hash pick the home bucket.
         let mut b = hash as usize & mask;
         // The load factor guarantees an empty bucket; the bound only makes that obvious.
         for _ in 0..self.buckets.len() {
-            let s = self.buckets[b];
-            if s == 0 {
+            let e = self.buckets[b];
+            if e == 0 {
                 return None;
             }
-            if is_match(s as usize - 1) {
+            if e & !SLOT_MASK == tag && is_match(entry_slot(e)) {
                 return Some(b);
             }
             b = (b + 1) & mask;
@@ -72,12 +82,12 @@ impl Index {
 
     /// The slot stored in bucket `b` (which must be occupied).
     pub(crate) fn slot(&self, b: usize) -> usize {
-        (self.buckets[b] as usize).wrapping_sub(1)
+        entry_slot(self.buckets[b])
     }
 
-    /// Points bucket `b` at `slot`.
+    /// Points bucket `b` (which keeps its tag: it is the same peer's entry) at `slot`.
     pub(crate) fn set(&mut self, b: usize, slot: usize) {
-        self.buckets[b] = slot_value(slot);
+        self.buckets[b] = (self.buckets[b] & !SLOT_MASK) | slot_value(slot);
     }
 
     /// Adds `slot` under `hash`. The caller ensures it is absent and that the index [`fits`].
@@ -88,7 +98,7 @@ impl Index {
         let mut b = hash as usize & mask;
         for _ in 0..self.buckets.len() {
             if self.buckets[b] == 0 {
-                self.buckets[b] = slot_value(slot);
+                self.buckets[b] = tag(hash) | slot_value(slot);
                 return;
             }
             b = (b + 1) & mask;
@@ -103,14 +113,14 @@ impl Index {
         let mut j = hole;
         for _ in 0..self.buckets.len() {
             j = (j + 1) & mask;
-            let s = self.buckets[j];
-            if s == 0 {
+            let e = self.buckets[j];
+            if e == 0 {
                 break;
             }
-            let home = hash_of(s as usize - 1) as usize & mask;
+            let home = hash_of(entry_slot(e)) as usize & mask;
             // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
             if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
-                self.buckets[hole] = s;
+                self.buckets[hole] = e;
                 hole = j;
             }
         }
@@ -124,19 +134,29 @@ impl Index {
     }
 }
 
-/// Stored form of a slot: slot + 1, so 0 can mean empty. Slots stay far below `u32::MAX`
-/// (the registry caps swarms well under it).
+/// Stored form of a slot: slot + 1, so 0 can mean empty. Slots stay below [`MAX_SLOTS`]: the
+/// registry caps swarms there.
 fn slot_value(slot: usize) -> u32 {
-    u32::try_from(slot.saturating_add(1)).unwrap_or(u32::MAX)
+    u32::try_from(slot.saturating_add(1).min(MAX_SLOTS)).unwrap_or(SLOT_MASK)
+}
+
+fn entry_slot(e: u32) -> usize {
+    ((e & SLOT_MASK) as usize).wrapping_sub(1)
+}
+
+/// The tag of a hash, in bucket position: its top 8 bits (the low bits choose the bucket).
+fn tag(hash: u64) -> u32 {
+    ((hash >> 56) as u32) << SLOT_BITS
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A deliberately bad hash (many collisions) to exercise probing and backward shifts.
+    /// A deliberately bad hash (many collisions, few distinct tags) to exercise probing and
+    /// backward shifts.
     fn h(key: u32) -> u64 {
-        u64::from(key % 37)
+        u64::from(key % 37) | (u64::from(key % 3) << 56)
     }
 
     #[test]
@@ -153,14 +173,18 @@ mod tests {
         while i < keys.len() {
             if keys[i] % 3 == 0 {
                 let last = keys.len() - 1;
-                let bl = index.find(h(keys[last]), |s| s == last).expect("last present");
+                let bl = index
+                    .find(h(keys[last]), |s| s == last)
+                    .expect("last present");
                 if i != last {
                     let bi = index.find(h(keys[i]), |s| s == i).expect("i present");
                     index.set(bi, last);
                     index.set(bl, i);
                     keys.swap(i, last);
                 }
-                let b = index.find(h(keys[last]), |s| s == last).expect("moved present");
+                let b = index
+                    .find(h(keys[last]), |s| s == last)
+                    .expect("moved present");
                 let snapshot = keys.clone();
                 index.remove(b, |s| h(snapshot[s]));
                 keys.pop();
@@ -182,7 +206,8 @@ mod tests {
         assert_eq!(index.buckets(), MIN_BUCKETS);
         assert!(index.fits(48));
         assert!(!index.fits(49));
-        let big = Index::build((0..1000u32).map(|k| u64::from(k).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let big =
+            Index::build((0..1000u32).map(|k| u64::from(k).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
         assert_eq!(big.buckets(), 2048);
         assert!(big.too_sparse(200));
         assert!(!big.too_sparse(300));

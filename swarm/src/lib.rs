@@ -12,11 +12,13 @@
 //! * The registry does not consult the [`access`] policy: callers do, before announcing.
 
 pub mod access;
+mod api;
 pub mod clock;
 mod index;
 pub mod metrics;
 mod peers;
 mod registry;
+mod sample;
 mod swarm;
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 //! the index and the peer-id vector aligned with the peer vector.
 
 use ahash::RandomState;
-use rand::Rng;
 
 use crate::clock::Secs;
 use crate::index::Index;
@@ -160,7 +159,9 @@ impl<const N: usize> Family<N> {
         match self.index() {
             Some(index) => {
                 let peers = &self.peers;
-                let b = index.find(ctx.hash(addr), |s| peers.get(s).is_some_and(|p| p.addr == *addr))?;
+                let b = index.find(ctx.hash(addr), |s| {
+                    peers.get(s).is_some_and(|p| p.addr == *addr)
+                })?;
                 Some(index.slot(b))
             }
             None => self.peers.iter().position(|p| p.addr == *addr),
@@ -379,9 +380,14 @@ impl<const N: usize> Family<N> {
     /// Writes a random sample of up to `numwant` peers into `out`, never the peer at
     /// `requester`; only downloading leechers if `leechers_only`.
     ///
-    /// Sampling: a random start and a random stride coprime to the candidate count visit
-    /// distinct candidates without any scratch memory.
-    fn select(&self, requester: Option<usize>, leechers_only: bool, numwant: usize, out: &mut SelectedPeers) {
+    /// Sampling is [`crate::sample::sample`]: distinct candidates, no scratch memory.
+    fn select(
+        &self,
+        requester: Option<usize>,
+        leechers_only: bool,
+        numwant: usize,
+        out: &mut SelectedPeers,
+    ) {
         let end = if leechers_only {
             self.downloaders().min(self.peers.len())
         } else {
@@ -398,7 +404,7 @@ impl<const N: usize> Family<N> {
             .as_ref()
             .map(|e| &e.ids[..])
             .filter(|ids| ids.len() == self.peers.len());
-        let mut emit = |i: usize| {
+        let emit = |i: usize| {
             // Candidate i of the m, stepping over the requester.
             let p = match skip {
                 Some(r) if i >= r => i + 1,
@@ -411,21 +417,7 @@ impl<const N: usize> Family<N> {
                 }
             }
         };
-        if k == m {
-            (0..m).for_each(emit);
-            return;
-        }
-        // Here 1 <= k < m, so m >= 2.
-        let mut rng = rand::rng();
-        let mut i = rng.random_range(0..m);
-        let stride = coprime_stride(&mut rng, m);
-        for _ in 0..k {
-            emit(i);
-            i += stride;
-            if i >= m {
-                i -= m;
-            }
-        }
+        crate::sample::sample(m, k, emit);
     }
 
     /// Checks every structural invariant; panics with a message on the first violation.
@@ -438,7 +430,11 @@ impl<const N: usize> Family<N> {
         addrs.dedup();
         assert_eq!(addrs.len(), len, "duplicate addresses");
         let ids_len = self.extra.as_ref().map_or(0, |e| e.ids.len());
-        assert_eq!(ids_len, if ctx.store_ids { len } else { 0 }, "peer ids misaligned");
+        assert_eq!(
+            ids_len,
+            if ctx.store_ids { len } else { 0 },
+            "peer ids misaligned"
+        );
         match self.index() {
             Some(index) => {
                 assert!(len >= INDEX_BELOW, "index kept for a small family");
@@ -451,13 +447,20 @@ impl<const N: usize> Family<N> {
             None => assert!(len <= INDEX_ABOVE, "big family without index"),
         }
         if let Some(extra) = &self.extra {
-            assert!(!extra.ids.is_empty() || extra.index.is_some(), "empty extras kept");
+            assert!(
+                !extra.ids.is_empty() || extra.index.is_some(),
+                "empty extras kept"
+            );
         }
     }
 
     /// Role, completed flag and id of the peer at `addr` (for tests).
     #[cfg(test)]
-    pub(crate) fn describe(&self, ctx: Ctx<'_>, addr: &[u8; N]) -> Option<(Role, bool, Option<[u8; 20]>)> {
+    pub(crate) fn describe(
+        &self,
+        ctx: Ctx<'_>,
+        addr: &[u8; N],
+    ) -> Option<(Role, bool, Option<[u8; 20]>)> {
         let pos = self.find(ctx, addr)?;
         let id = self.extra.as_ref().and_then(|e| e.ids.get(pos)).copied();
         Some((
@@ -486,27 +489,6 @@ fn shrink<T>(v: &mut Vec<T>) {
     }
 }
 
-/// A random stride in `1..m` coprime to `m` (`m >= 2`), so `start + j * stride (mod m)` visits
-/// `m` distinct values.
-fn coprime_stride(rng: &mut impl Rng, m: usize) -> usize {
-    if m < 3 {
-        return 1;
-    }
-    let mut g = rng.random_range(1..m);
-    // Terminates: m - 1 and 1 are coprime to m, and the gaps between coprimes are small.
-    while gcd(g, m) != 1 {
-        g = if g + 1 >= m { 1 } else { g + 1 };
-    }
-    g
-}
-
-fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,17 +498,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<Peer<6>>(), 12);
         assert_eq!(std::mem::size_of::<Peer<18>>(), 24);
         assert!(std::mem::size_of::<Family<6>>() <= 40);
-    }
-
-    #[test]
-    fn strides_are_coprime() {
-        let mut rng = rand::rng();
-        for m in 2..300 {
-            for _ in 0..20 {
-                let g = coprime_stride(&mut rng, m);
-                assert!((1..m).contains(&g) && gcd(g, m) == 1, "m={m} g={g}");
-            }
-        }
     }
 
     #[test]

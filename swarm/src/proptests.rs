@@ -11,7 +11,9 @@ use proptest::prelude::*;
 use swarmd_proto::{Event, InfoHash, PeerId};
 
 use crate::peers::Role;
-use crate::{Announce, AnnounceError, Registry, RegistryConfig, RegistryCounts, SelectedPeers, SwarmStats};
+use crate::{
+    Announce, AnnounceError, Registry, RegistryConfig, RegistryCounts, SelectedPeers, SwarmStats,
+};
 
 const TORRENTS: u8 = 4;
 const MAX_TORRENTS: usize = 3;
@@ -44,15 +46,17 @@ fn op() -> impl Strategy<Value = Op> {
         prop_oneof![1 => Just(0u8), 4 => 1..60u8],
         0..3u8,
     )
-        .prop_map(|(torrent, peer, family, event, seeder, numwant, id)| Op::Announce {
-            torrent,
-            peer,
-            family,
-            event,
-            seeder,
-            numwant,
-            id,
-        });
+        .prop_map(
+            |(torrent, peer, family, event, seeder, numwant, id)| Op::Announce {
+                torrent,
+                peer,
+                family,
+                event,
+                seeder,
+                numwant,
+                id,
+            },
+        );
     prop_oneof![40 => announce, 3 => prop_oneof![8 => 0..30u8, 1 => 100..250u8].prop_map(Op::Advance), 1 => Just(Op::Sweep)]
 }
 
@@ -63,10 +67,16 @@ fn addrs(peer: u8, family: u8) -> (SocketAddr, SocketAddr) {
     match family {
         0 => (SocketAddr::from((v4, port)), SocketAddr::from((v4, port))),
         1 => {
-            let a = SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(peer / 3)), port));
+            let a = SocketAddr::from((
+                Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(peer / 3)),
+                port,
+            ));
             (a, a)
         }
-        _ => (SocketAddr::from((v4, port)), SocketAddr::from((v4.to_ipv6_mapped(), port))),
+        _ => (
+            SocketAddr::from((v4, port)),
+            SocketAddr::from((v4.to_ipv6_mapped(), port)),
+        ),
     }
 }
 
@@ -86,7 +96,8 @@ struct MSwarm {
 
 impl MSwarm {
     fn stats(&self) -> SwarmStats {
-        let count = |f: &dyn Fn(&MPeer) -> bool| self.peers.values().filter(|p| f(p)).count() as u32;
+        let count =
+            |f: &dyn Fn(&MPeer) -> bool| self.peers.values().filter(|p| f(p)).count() as u32;
         SwarmStats {
             complete: count(&|p| p.role == Role::Seeder),
             incomplete: count(&|p| p.role != Role::Seeder),
@@ -97,7 +108,13 @@ impl MSwarm {
 }
 
 fn event_of(e: u8) -> Event {
-    [Event::None, Event::Started, Event::Completed, Event::Stopped, Event::Paused][usize::from(e % 5)]
+    [
+        Event::None,
+        Event::Started,
+        Event::Completed,
+        Event::Stopped,
+        Event::Paused,
+    ][usize::from(e % 5)]
 }
 
 struct Harness {
@@ -125,9 +142,15 @@ impl Harness {
                 });
                 prop_assert_eq!((s.peers_removed, s.torrents_removed), (peers, torrents));
             }
-            Op::Announce { torrent, peer, family, event, seeder, numwant, id } => {
-                self.announce(torrent, peer, family, event_of(event), seeder, numwant, id)?
-            }
+            Op::Announce {
+                torrent,
+                peer,
+                family,
+                event,
+                seeder,
+                numwant,
+                id,
+            } => self.announce(torrent, peer, family, event_of(event), seeder, numwant, id)?,
         }
         self.check()
     }
@@ -197,7 +220,15 @@ impl Harness {
                 true
             }
             None if !full => {
-                sw.peers.insert(key, MPeer { role, completed, last_seen: self.now, id: [id; 20] });
+                sw.peers.insert(
+                    key,
+                    MPeer {
+                        role,
+                        completed,
+                        last_seen: self.now,
+                        id: [id; 20],
+                    },
+                );
                 sw.downloaded += u32::from(completed);
                 true
             }
@@ -211,14 +242,19 @@ impl Harness {
             .peers
             .iter()
             .filter(|(a, p)| {
-                a.is_ipv4() == key.is_ipv4() && **a != key && (role == Role::Leecher || p.role == Role::Leecher)
+                a.is_ipv4() == key.is_ipv4()
+                    && **a != key
+                    && (role == Role::Leecher || p.role == Role::Leecher)
             })
             .map(|(a, p)| (*a, p))
             .collect();
         let got: Vec<SocketAddr> = self.out.addrs().collect();
         prop_assert_eq!(got.len(), usize::from(numwant).min(candidates.len()));
         prop_assert_eq!(o.peers, got.len());
-        prop_assert_eq!(self.out.compact.len(), got.len() * if key.is_ipv4() { 6 } else { 18 });
+        prop_assert_eq!(
+            self.out.compact.len(),
+            got.len() * if key.is_ipv4() { 6 } else { 18 }
+        );
         prop_assert_eq!(got.iter().collect::<HashSet<_>>().len(), got.len());
         if self.store_ids {
             prop_assert_eq!(self.out.peer_ids.len(), got.len() * 20);
@@ -229,7 +265,10 @@ impl Harness {
             let p = candidates.get(a);
             prop_assert!(p.is_some(), "{} is not a candidate", a);
             if self.store_ids {
-                prop_assert_eq!(&self.out.peer_ids[i * 20..i * 20 + 20], &p.map_or([0; 20], |p| p.id)[..]);
+                prop_assert_eq!(
+                    &self.out.peer_ids[i * 20..i * 20 + 20],
+                    &p.map_or([0; 20], |p| p.id)[..]
+                );
             }
         }
         Ok(())
@@ -237,7 +276,10 @@ impl Harness {
 
     fn check(&self) -> Result<(), TestCaseError> {
         self.reg.check_invariants();
-        let mut want = RegistryCounts { torrents: self.model.len() as u64, ..Default::default() };
+        let mut want = RegistryCounts {
+            torrents: self.model.len() as u64,
+            ..Default::default()
+        };
         for t in 0..TORRENTS {
             let got = self.reg.scrape(&InfoHash([t; 20]));
             prop_assert_eq!(got, self.model.get(&t).map(MSwarm::stats));
@@ -266,7 +308,10 @@ impl Harness {
         for (t, sw) in &self.model {
             for (a, p) in &sw.peers {
                 let id = self.store_ids.then_some(p.id);
-                prop_assert_eq!(self.reg.describe(&InfoHash([*t; 20]), *a), Some((p.role, p.completed, id)));
+                prop_assert_eq!(
+                    self.reg.describe(&InfoHash([*t; 20]), *a),
+                    Some((p.role, p.completed, id))
+                );
             }
         }
         Ok(())

@@ -75,10 +75,9 @@ impl Swarm {
 
     /// The swarm's scrape figures, over both families.
     pub(crate) fn stats(&self) -> SwarmStats {
-        let (s6, i6, d6) = self
-            .v6
-            .as_ref()
-            .map_or((0, 0, 0), |f| (f.seeders(), f.incomplete(), f.downloaders()));
+        let (s6, i6, d6) = self.v6.as_ref().map_or((0, 0, 0), |f| {
+            (f.seeders(), f.incomplete(), f.downloaders())
+        });
         let c = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         SwarmStats {
             complete: c(self.v4.seeders() + s6),
@@ -110,6 +109,8 @@ impl Swarm {
     ) -> bool {
         let (stored, newly_completed) = match addr {
             PeerAddr::V4(a) => self.v4.announce(ctx, a, upd, can_insert, numwant, out),
+            // No IPv6 peers and no room: nothing to store, nobody to select.
+            PeerAddr::V6(_) if self.v6.is_none() && !can_insert => (false, false),
             PeerAddr::V6(a) => {
                 let family = self.v6.get_or_insert_with(Default::default);
                 let r = family.announce(ctx, a, upd, can_insert, numwant, out);

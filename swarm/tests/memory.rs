@@ -138,5 +138,8 @@ fn bytes_per_peer_at_one_million_peers() {
     let with_ids = measure(&sizes, true) as f64 / PEERS as f64;
     println!("bytes per peer (peer ids not kept): {lean:.1}");
     println!("bytes per peer (peer ids kept): {with_ids:.1}");
-    assert!(lean < 64.0, "{lean:.1} bytes per peer, the target is under 64");
+    assert!(
+        lean < 64.0,
+        "{lean:.1} bytes per peer, the target is under 64"
+    );
 }
