@@ -28,6 +28,7 @@ fn bench_parse(c: &mut Criterion) {
         .join("&")
         .into_bytes();
     let mut hashes = Vec::with_capacity(64);
+    g.throughput(Throughput::Bytes(scrape.len() as u64));
     g.bench_function("scrape_10", |b| {
         b.iter(|| parse_scrape(black_box(&scrape), 64, &mut hashes).map(|()| hashes.len()))
     });

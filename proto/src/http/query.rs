@@ -144,39 +144,73 @@ pub struct AnnounceQuery<'a> {
 }
 
 /// Splits a query into `(name, value)` pairs: on `&`, each at its first `=`; empty segments and
-/// segments without `=` are skipped.
-fn params(query: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    query.split(|&b| b == b'&').filter_map(|seg| {
-        let eq = seg.iter().position(|&b| b == b'=')?;
-        Some((&seg[..eq], &seg[eq + 1..]))
-    })
+/// segments without `=` are skipped. One pass over names, one over values.
+fn params(query: &[u8]) -> Params<'_> {
+    Params { rest: query }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+struct Params<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Params<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let i = self.rest.iter().position(|&b| b == b'=' || b == b'&')?;
+            let (name, after) = (&self.rest[..i], &self.rest[i + 1..]);
+            if self.rest[i] == b'&' {
+                // A segment without `=`: skip it.
+                self.rest = after;
+                continue;
+            }
+            let end = after.iter().position(|&b| b == b'&').unwrap_or(after.len());
+            self.rest = after.get(end + 1..).unwrap_or_default();
+            return Some((name, &after[..end]));
+        }
     }
 }
+
+/// Value of each byte as a hex digit, or `0xff` for a non-hex byte.
+const HEX_VAL: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// Percent-decodes `raw`, handing each decoded byte to `sink`. Fails on a `%` that is not
 /// followed by two hex digits (the bytes before it have been handed over already).
 fn decode_each(raw: &[u8], mut sink: impl FnMut(u8)) -> Result<(), ()> {
-    let mut i = 0;
-    while let Some(&b) = raw.get(i) {
-        if b == b'%' {
-            let hi = raw.get(i + 1).copied().and_then(hex_val).ok_or(())?;
-            let lo = raw.get(i + 2).copied().and_then(hex_val).ok_or(())?;
-            sink((hi << 4) | lo);
-            i += 3;
-        } else {
-            sink(b);
-            i += 1;
-        }
+    let mut rest = raw;
+    loop {
+        rest = match rest {
+            [] => return Ok(()),
+            [b'%', hi, lo, tail @ ..] => {
+                let (hi, lo) = (HEX_VAL[usize::from(*hi)], HEX_VAL[usize::from(*lo)]);
+                if (hi | lo) & 0xf0 != 0 {
+                    return Err(());
+                }
+                sink((hi << 4) | lo);
+                tail
+            }
+            [b'%', ..] => return Err(()),
+            [b, tail @ ..] => {
+                sink(*b);
+                tail
+            }
+        };
     }
-    Ok(())
 }
 
 /// Decodes `raw` into a fixed buffer, returning the full decoded length (which may exceed `N`:

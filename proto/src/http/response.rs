@@ -112,6 +112,23 @@ fn split_peer(peer: &[u8]) -> Option<(IpAddr, u16)> {
     Some((ip, port))
 }
 
+/// Dotted-quad text of `ip` into `buf` (at most 15 bytes); returns its length. Faster than
+/// `Display`, which matters for `compact=0` replies.
+fn write_v4_text(ip: Ipv4Addr, buf: &mut [u8; 48]) -> usize {
+    let mut len = 0;
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        let d = digits.format(octet).as_bytes();
+        buf[len..len + d.len()].copy_from_slice(d);
+        len += d.len();
+    }
+    len
+}
+
 /// Appends `d2:ip<text>[7:peer id20:<id>]4:porti<port>e` for one compact peer.
 fn put_peer_dict(out: &mut Vec<u8>, peer: &[u8], id: Option<&[u8]>) {
     let Some((ip, port)) = split_peer(peer) else {
@@ -119,12 +136,15 @@ fn put_peer_dict(out: &mut Vec<u8>, peer: &[u8], id: Option<&[u8]>) {
     };
     // Longest textual IPv6 address is 45 bytes; format on the stack to learn the length.
     let mut text = [0u8; 48];
-    let text_len = {
-        let mut cursor = &mut text[..];
-        if write!(cursor, "{ip}").is_err() {
-            return;
+    let text_len = match ip {
+        IpAddr::V4(v4) => write_v4_text(v4, &mut text),
+        IpAddr::V6(v6) => {
+            let mut cursor = &mut text[..];
+            if write!(cursor, "{v6}").is_err() {
+                return;
+            }
+            48 - cursor.len()
         }
-        48 - cursor.len()
     };
     out.extend_from_slice(b"d2:ip");
     put_bytes(out, &text[..text_len]);
