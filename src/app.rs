@@ -232,8 +232,7 @@ async fn sweeper(
         }
         let registry = registry.clone();
         let now = clock.now();
-        let step =
-            tokio::task::spawn_blocking(move || registry.sweep(now, shards_per_step)).await;
+        let step = tokio::task::spawn_blocking(move || registry.sweep(now, shards_per_step)).await;
         match step {
             Ok(stats) => {
                 if stats.peers_removed > 0 || stats.torrents_removed > 0 {

@@ -306,7 +306,10 @@ impl Config {
         if t.default_numwant > t.max_numwant {
             return bad(
                 "tracker.default_numwant",
-                format!("{} exceeds tracker.max_numwant ({})", t.default_numwant, t.max_numwant),
+                format!(
+                    "{} exceeds tracker.max_numwant ({})",
+                    t.default_numwant, t.max_numwant
+                ),
             );
         }
         let r = &self.registry;
@@ -320,7 +323,10 @@ impl Config {
             );
         }
         if r.shards == 0 || r.shards > 1 << 20 {
-            return bad("registry.shards", format!("{} is not within 1..=1048576", r.shards));
+            return bad(
+                "registry.shards",
+                format!("{} is not within 1..=1048576", r.shards),
+            );
         }
         if r.max_torrents == 0 {
             return bad("registry.max_torrents", "must be positive".into());
@@ -479,11 +485,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.to_string().contains("tracker.min_announce_interval_secs"),
+            err.to_string()
+                .contains("tracker.min_announce_interval_secs"),
             "{err}"
         );
-        let err = Config::from_toml("[http]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "f")
-            .unwrap_err();
+        let err =
+            Config::from_toml("[http]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "f").unwrap_err();
         assert!(err.to_string().contains("trusted_proxies"), "{err}");
     }
 
@@ -492,11 +499,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("swarmd-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "[http]\nbind = [\"127.0.0.1:1\"]\nmax_scrape_hashes = 5\n").unwrap();
+        std::fs::write(
+            &file,
+            "[http]\nbind = [\"127.0.0.1:1\"]\nmax_scrape_hashes = 5\n",
+        )
+        .unwrap();
         let env = vec![
-            ("SWARMD__HTTP__MAX_SCRAPE_HASHES".to_string(), "7".to_string()),
+            (
+                "SWARMD__HTTP__MAX_SCRAPE_HASHES".to_string(),
+                "7".to_string(),
+            ),
             ("SWARMD__LOG__LEVEL".to_string(), "debug".to_string()),
-            ("SWARMD__ADMIN__BIND".to_string(), "[\"127.0.0.1:2\"]".to_string()),
+            (
+                "SWARMD__ADMIN__BIND".to_string(),
+                "[\"127.0.0.1:2\"]".to_string(),
+            ),
             ("OTHER".to_string(), "ignored".to_string()),
         ];
         let c = Config::load(Some(&file), env).unwrap();
@@ -511,7 +528,10 @@ mod tests {
     fn unknown_env_keys_are_errors() {
         let env = vec![("SWARMD__HTTP__NOPE".to_string(), "1".to_string())];
         let err = Config::load(None, env).unwrap_err().to_string();
-        assert!(err.contains("nope") && err.contains("SWARMD__HTTP__NOPE"), "{err}");
+        assert!(
+            err.contains("nope") && err.contains("SWARMD__HTTP__NOPE"),
+            "{err}"
+        );
     }
 }
 
@@ -527,7 +547,10 @@ mod doc_tests {
         for (section, body) in full.as_table().unwrap() {
             for key in body.as_table().unwrap().keys() {
                 let needle = format!("| `{section}.{key}` |");
-                assert!(readme.contains(&needle), "README lacks a row for {section}.{key}");
+                assert!(
+                    readme.contains(&needle),
+                    "README lacks a row for {section}.{key}"
+                );
             }
         }
     }

@@ -10,8 +10,9 @@ use crate::config::LogFormat;
 /// Installs the global subscriber. `RUST_LOG`, when set and valid, wins over `level`.
 pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(spec)
-            .map_err(|e| anyhow::anyhow!("invalid RUST_LOG filter: {e}"))?,
+        Ok(spec) if !spec.trim().is_empty() => {
+            EnvFilter::try_new(spec).map_err(|e| anyhow::anyhow!("invalid RUST_LOG filter: {e}"))?
+        }
         _ => EnvFilter::try_new(level)
             .map_err(|e| anyhow::anyhow!("invalid log.level {level:?}: {e}"))?,
     };

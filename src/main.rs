@@ -126,7 +126,10 @@ async fn shutdown_signal() {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
-    tracing::info!(signal = which, "stopping: no new connections, finishing requests");
+    tracing::info!(
+        signal = which,
+        "stopping: no new connections, finishing requests"
+    );
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {}

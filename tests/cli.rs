@@ -21,18 +21,32 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn config_print_is_valid_and_checks_clean() {
-    let out = Command::new(BIN).args(["config", "print"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "print"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("[http]") && text.contains("# "), "commented TOML expected");
+    assert!(
+        text.contains("[http]") && text.contains("# "),
+        "commented TOML expected"
+    );
     let parsed = swarmd::Config::from_toml(&text, "printed").unwrap();
     assert_eq!(parsed, swarmd::Config::default());
 
     let dir = temp_dir("print");
     let file = dir.join("default.toml");
     std::fs::write(&file, &text).unwrap();
-    let out = Command::new(BIN).args(["config", "check"]).arg(&file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -42,12 +56,19 @@ fn config_check_names_the_bad_key() {
     for (body, needle) in [
         ("[http]\nbindd = []\n", "bindd"),
         ("[tracker]\nmax_numwant = \"lots\"\n", "max_numwant"),
-        ("[registry]\npeer_timeout_secs = 60\n", "registry.peer_timeout_secs"),
+        (
+            "[registry]\npeer_timeout_secs = 60\n",
+            "registry.peer_timeout_secs",
+        ),
         ("[http\n", "f.toml"),
     ] {
         let file = dir.join("f.toml");
         std::fs::write(&file, body).unwrap();
-        let out = Command::new(BIN).args(["config", "check"]).arg(&file).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["config", "check"])
+            .arg(&file)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{body:?} should be refused");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{body:?}: {err}");
@@ -116,7 +137,10 @@ impl Served {
                 }
             }
         }
-        panic!("no log line with {needle:?}; saw:\n{}", self.seen.join("\n"));
+        panic!(
+            "no log line with {needle:?}; saw:\n{}",
+            self.seen.join("\n")
+        );
     }
 
     /// Addresses logged as `... <what> listening addr=...`.
@@ -234,7 +258,13 @@ fn a_bad_bind_fails_with_a_clear_error() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
     let out = Command::new(BIN)
-        .args(["serve", "--http-bind", &format!("127.0.0.1:{port}"), "--admin-bind", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--http-bind",
+            &format!("127.0.0.1:{port}"),
+            "--admin-bind",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

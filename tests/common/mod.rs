@@ -188,7 +188,13 @@ pub fn enc(bytes: &[u8]) -> String {
 }
 
 /// An announce target for `info_hash`/`peer_id`, with extra query text appended.
-pub fn announce_url(info_hash: [u8; 20], peer_id: [u8; 20], port: u16, left: u64, extra: &str) -> String {
+pub fn announce_url(
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+    port: u16,
+    left: u64,
+    extra: &str,
+) -> String {
     format!(
         "/announce?info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left={left}{extra}",
         enc(&info_hash),
@@ -231,7 +237,11 @@ pub fn peers_v4(b: &[u8]) -> Vec<SocketAddr> {
 
 /// Compact IPv6 peers as socket addresses.
 pub fn peers_v6(b: &[u8]) -> Vec<SocketAddr> {
-    assert_eq!(b.len() % 18, 0, "compact IPv6 peers come in 18-byte entries");
+    assert_eq!(
+        b.len() % 18,
+        0,
+        "compact IPv6 peers come in 18-byte entries"
+    );
     b.chunks_exact(18)
         .map(|c| {
             let ip: [u8; 16] = c[..16].try_into().unwrap();

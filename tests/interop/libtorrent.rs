@@ -5,8 +5,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::process::Command;
 use std::collections::HashMap;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,7 +45,10 @@ async fn libtorrent_peers_find_each_other_through_our_http_tracker() {
 
     let work = std::env::temp_dir().join(format!("swarmd-lt-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/libtorrent_swarm.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/libtorrent_swarm.py"
+    );
 
     // Watch the registry while libtorrent runs: the most peers and completions seen.
     let registry = server.running.registry().clone();
@@ -88,8 +91,13 @@ async fn libtorrent_peers_find_each_other_through_our_http_tracker() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("no report from the script ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
-    assert!(out.status.success(), "libtorrent did not finish: {report:#}\nstderr:\n{stderr}");
+        .unwrap_or_else(|e| {
+            panic!("no report from the script ({e}); stdout:\n{stdout}\nstderr:\n{stderr}")
+        });
+    assert!(
+        out.status.success(),
+        "libtorrent did not finish: {report:#}\nstderr:\n{stderr}"
+    );
 
     let seeder = format!("127.0.0.1:{}", report["seeder_port"]);
     let peers: Vec<&str> = report["leecher_peers"]
@@ -98,7 +106,10 @@ async fn libtorrent_peers_find_each_other_through_our_http_tracker() {
         .iter()
         .filter_map(|v| v.as_str())
         .collect();
-    assert!(peers.contains(&seeder.as_str()), "leecher never saw the seeder {seeder}: {report:#}");
+    assert!(
+        peers.contains(&seeder.as_str()),
+        "leecher never saw the seeder {seeder}: {report:#}"
+    );
     assert_eq!(report["payload_matches"], true, "{report:#}");
     assert!(report["leecher_tracker_replies"].as_u64().unwrap() >= 1);
 

@@ -144,7 +144,10 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "[2001:db8::1]:443")]);
         assert_eq!(client_ip(ip("::1"), &h, &t).unwrap(), ip("2001:db8::1"));
         let h = headers(&[("x-forwarded-for", "::ffff:5.5.5.5")]);
-        assert_eq!(client_ip(ip("::ffff:127.0.0.1"), &h, &t).unwrap(), ip("5.5.5.5"));
+        assert_eq!(
+            client_ip(ip("::ffff:127.0.0.1"), &h, &t).unwrap(),
+            ip("5.5.5.5")
+        );
     }
 
     #[test]

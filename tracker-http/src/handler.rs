@@ -14,8 +14,8 @@ use hyper::{Method, Response, StatusCode, Uri};
 use ipnet::IpNet;
 use prometheus::{Histogram, IntCounter, IntGauge};
 use swarmd_proto::http::{
-    parse_announce, parse_scrape, percent_decode_into, write_announce, write_failure,
-    write_scrape, AnnounceResponse, Peers, ScrapeFile,
+    parse_announce, parse_scrape, percent_decode_into, write_announce, write_failure, write_scrape,
+    AnnounceResponse, Peers, ScrapeFile,
 };
 use swarmd_proto::{Event, InfoHash};
 use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol};
@@ -278,9 +278,9 @@ impl Tracker {
         if let Access::Deny(reason) = access {
             return fail(&mut s.body, &reason, Outcome::Denied);
         }
-        let numwant = q
-            .numwant
-            .map_or(self.config.default_numwant, |n| n.min(self.config.max_numwant));
+        let numwant = q.numwant.map_or(self.config.default_numwant, |n| {
+            n.min(self.config.max_numwant)
+        });
         let req = Announce {
             info_hash: q.info_hash,
             peer_id: q.peer_id,
@@ -443,8 +443,14 @@ mod tests {
     fn routes() {
         assert_eq!(route("/announce"), Some((Endpoint::Announce, None)));
         assert_eq!(route("/scrape"), Some((Endpoint::Scrape, None)));
-        assert_eq!(route("/abc/announce"), Some((Endpoint::Announce, Some("abc"))));
-        assert_eq!(route("/announce/abc"), Some((Endpoint::Announce, Some("abc"))));
+        assert_eq!(
+            route("/abc/announce"),
+            Some((Endpoint::Announce, Some("abc")))
+        );
+        assert_eq!(
+            route("/announce/abc"),
+            Some((Endpoint::Announce, Some("abc")))
+        );
         assert_eq!(route("/abc/scrape"), Some((Endpoint::Scrape, Some("abc"))));
         assert_eq!(route("/"), None);
         assert_eq!(route("/announce/"), None);

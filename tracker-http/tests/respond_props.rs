@@ -58,10 +58,15 @@ fn is_bencoded_dict(b: &[u8]) -> bool {
         }
         match b[*i] {
             b'i' => {
-                let Some(end) = b[*i..].iter().position(|&c| c == b'e') else { return false };
+                let Some(end) = b[*i..].iter().position(|&c| c == b'e') else {
+                    return false;
+                };
                 let digits = &b[*i + 1..*i + end];
                 *i += end + 1;
-                std::str::from_utf8(digits).ok().and_then(|s| s.parse::<i64>().ok()).is_some()
+                std::str::from_utf8(digits)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .is_some()
             }
             b'l' | b'd' => {
                 let dict = b[*i] == b'd';
@@ -81,8 +86,13 @@ fn is_bencoded_dict(b: &[u8]) -> bool {
                 *i <= b.len() && (!dict || n % 2 == 0)
             }
             b'0'..=b'9' => {
-                let Some(colon) = b[*i..].iter().position(|&c| c == b':') else { return false };
-                let Ok(len) = std::str::from_utf8(&b[*i..*i + colon]).unwrap().parse::<usize>() else {
+                let Some(colon) = b[*i..].iter().position(|&c| c == b':') else {
+                    return false;
+                };
+                let Ok(len) = std::str::from_utf8(&b[*i..*i + colon])
+                    .unwrap()
+                    .parse::<usize>()
+                else {
                     return false;
                 };
                 *i += colon + 1 + len;
