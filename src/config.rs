@@ -125,11 +125,12 @@ pub struct TrackerConfig {
 
 impl Default for TrackerConfig {
     fn default() -> Self {
+        let lib = swarmd_tracker_http::TrackerConfig::default();
         Self {
-            announce_interval_secs: 1800,
-            min_announce_interval_secs: 900,
-            default_numwant: 50,
-            max_numwant: 200,
+            announce_interval_secs: lib.announce_interval,
+            min_announce_interval_secs: lib.min_announce_interval,
+            default_numwant: lib.default_numwant,
+            max_numwant: lib.max_numwant,
         }
     }
 }
@@ -156,12 +157,14 @@ pub struct RegistryConfig {
 
 impl Default for RegistryConfig {
     fn default() -> Self {
+        // The registry's own defaults, so the two never drift apart.
+        let lib = swarmd_swarm::RegistryConfig::default();
         Self {
-            shards: 1024,
-            max_torrents: 5_000_000,
-            max_peers_per_torrent: 100_000,
-            peer_timeout_secs: 2700,
-            store_peer_ids: false,
+            shards: lib.shards,
+            max_torrents: lib.max_torrents,
+            max_peers_per_torrent: lib.max_peers_per_torrent,
+            peer_timeout_secs: lib.peer_timeout,
+            store_peer_ids: lib.store_peer_ids,
             sweep_interval_ms: 1000,
             sweep_shards_per_step: 64,
         }
@@ -196,20 +199,21 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
+        let lib = swarmd_tracker_http::TrackerConfig::default();
         Self {
             enabled: true,
             bind: vec![
                 SocketAddr::from(([0, 0, 0, 0], 6969)),
                 SocketAddr::from(([0u16; 8], 6969)),
             ],
-            max_connections: 10_000,
-            request_timeout_secs: 15,
-            max_request_bytes: 8192,
-            trusted_proxies: Vec::new(),
-            allow_ip_param: false,
-            max_scrape_hashes: 64,
-            full_scrape: false,
-            full_scrape_max_torrents: 10_000,
+            max_connections: lib.max_connections,
+            request_timeout_secs: lib.request_timeout.as_secs(),
+            max_request_bytes: lib.max_request_bytes,
+            trusted_proxies: lib.trusted_proxies,
+            allow_ip_param: lib.allow_ip_param,
+            max_scrape_hashes: lib.max_scrape_hashes,
+            full_scrape: lib.full_scrape,
+            full_scrape_max_torrents: lib.full_scrape_max_torrents,
         }
     }
 }
