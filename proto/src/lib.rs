@@ -4,6 +4,7 @@
 
 pub mod http;
 mod ids;
+pub mod path;
 
 pub use ids::{Event, InfoHash, ParseIdError, PeerId};
 

@@ -17,6 +17,7 @@ use swarmd_proto::http::{
     parse_announce, parse_scrape, percent_decode_into, write_announce, write_failure, write_scrape,
     AnnounceResponse, Peers, ScrapeFile,
 };
+use swarmd_proto::path::{route, Endpoint};
 use swarmd_proto::{Event, InfoHash};
 use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol};
 use swarmd_swarm::clock::Clock;
@@ -24,9 +25,6 @@ use swarmd_swarm::metrics::Metrics;
 use swarmd_swarm::{Announce, AnnounceError, Registry, SelectedPeers, SwarmStats};
 
 use crate::client::client_ip;
-
-/// Longest passkey path segment accepted; longer paths are answered 404 without a lookup.
-const MAX_PASSKEY_LEN: usize = 128;
 
 /// Settings of the HTTP tracker.
 #[derive(Debug, Clone)]
@@ -130,37 +128,6 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Announce,
-    Scrape,
-}
-
-/// Maps a path to an endpoint and the passkey it carries: `/announce`, `/KEY/announce`,
-/// `/announce/KEY`, and the same for `scrape`.
-fn route(path: &str) -> Option<(Endpoint, Option<&str>)> {
-    let rest = path.strip_prefix('/')?;
-    let endpoint = |s: &str| match s {
-        "announce" => Some(Endpoint::Announce),
-        "scrape" => Some(Endpoint::Scrape),
-        _ => None,
-    };
-    match rest.split_once('/') {
-        None => endpoint(rest).map(|e| (e, None)),
-        Some((a, b)) => {
-            let (e, key) = match (endpoint(a), endpoint(b)) {
-                (Some(e), None) => (e, b),
-                (None, Some(e)) => (e, a),
-                _ => return None,
-            };
-            if key.is_empty() || key.len() > MAX_PASSKEY_LEN || key.contains('/') {
-                return None;
-            }
-            Some((e, Some(key)))
-        }
-    }
-}
-
 /// The HTTP tracker's shared state: one per process, shared by every listener and connection.
 pub struct Tracker {
     config: TrackerConfig,
@@ -211,7 +178,7 @@ impl Tracker {
         headers: &HeaderMap,
         peer: SocketAddr,
     ) -> Response<Full<Bytes>> {
-        let Some((endpoint, passkey)) = route(uri.path()) else {
+        let Some((endpoint, passkey)) = route(uri.path().as_bytes()) else {
             self.metrics.not_found.inc();
             return plain(StatusCode::NOT_FOUND, "not found\n");
         };
@@ -221,7 +188,6 @@ impl Tracker {
         }
         let started = Instant::now();
         let query = uri.query().unwrap_or("").as_bytes();
-        let passkey = passkey.map(str::as_bytes);
         SCRATCH.with_borrow_mut(|s| {
             s.body.clear();
             let (outcome, counters, histogram) = match endpoint {
@@ -433,33 +399,4 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes() {
-        assert_eq!(route("/announce"), Some((Endpoint::Announce, None)));
-        assert_eq!(route("/scrape"), Some((Endpoint::Scrape, None)));
-        assert_eq!(
-            route("/abc/announce"),
-            Some((Endpoint::Announce, Some("abc")))
-        );
-        assert_eq!(
-            route("/announce/abc"),
-            Some((Endpoint::Announce, Some("abc")))
-        );
-        assert_eq!(route("/abc/scrape"), Some((Endpoint::Scrape, Some("abc"))));
-        assert_eq!(route("/"), None);
-        assert_eq!(route("/announce/"), None);
-        assert_eq!(route("//announce"), None);
-        assert_eq!(route("/a/b/announce"), None);
-        assert_eq!(route("/announce/scrape"), None);
-        assert_eq!(route("/x/y"), None);
-        assert_eq!(route("announce"), None);
-        let long = format!("/{}/announce", "k".repeat(MAX_PASSKEY_LEN + 1));
-        assert_eq!(route(&long), None);
-    }
 }

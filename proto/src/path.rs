@@ -1,0 +1,100 @@
+//! Tracker URL paths shared by the HTTP tracker and BEP 41 URL data over UDP: `/announce`,
+//! `/scrape`, and the passkey forms `/KEY/announce` and `/announce/KEY`.
+
+/// Longest passkey path segment accepted.
+pub const MAX_PASSKEY_LEN: usize = 128;
+
+/// What a tracker path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `announce`
+    Announce,
+    /// `scrape`
+    Scrape,
+}
+
+fn endpoint(segment: &[u8]) -> Option<Endpoint> {
+    match segment {
+        b"announce" => Some(Endpoint::Announce),
+        b"scrape" => Some(Endpoint::Scrape),
+        _ => None,
+    }
+}
+
+/// Splits a path (without its query string) into the endpoint and the passkey it carries, if
+/// any. Anything else (more segments, an empty or over-long key, no leading `/`) is `None`.
+pub fn route(path: &[u8]) -> Option<(Endpoint, Option<&[u8]>)> {
+    let rest = path.strip_prefix(b"/")?;
+    match rest.iter().position(|&b| b == b'/') {
+        None => endpoint(rest).map(|e| (e, None)),
+        Some(i) => {
+            let (a, b) = (&rest[..i], &rest[i + 1..]);
+            let (e, key) = match (endpoint(a), endpoint(b)) {
+                (Some(e), None) => (e, b),
+                (None, Some(e)) => (e, a),
+                _ => return None,
+            };
+            if key.is_empty() || key.len() > MAX_PASSKEY_LEN || key.contains(&b'/') {
+                return None;
+            }
+            Some((e, Some(key)))
+        }
+    }
+}
+
+/// Splits `path?query` at the first `?`.
+pub fn split_query(target: &[u8]) -> (&[u8], &[u8]) {
+    match target.iter().position(|&b| b == b'?') {
+        Some(i) => (&target[..i], &target[i + 1..]),
+        None => (target, &[]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        fn r(p: &str) -> Option<(Endpoint, Option<&[u8]>)> {
+            route(p.as_bytes())
+        }
+        assert_eq!(r("/announce"), Some((Endpoint::Announce, None)));
+        assert_eq!(r("/scrape"), Some((Endpoint::Scrape, None)));
+        assert_eq!(
+            r("/abc/announce"),
+            Some((Endpoint::Announce, Some(&b"abc"[..])))
+        );
+        assert_eq!(
+            r("/announce/abc"),
+            Some((Endpoint::Announce, Some(&b"abc"[..])))
+        );
+        assert_eq!(
+            r("/abc/scrape"),
+            Some((Endpoint::Scrape, Some(&b"abc"[..])))
+        );
+        for bad in [
+            "/",
+            "/announce/",
+            "//announce",
+            "/a/b/announce",
+            "/announce/scrape",
+            "/x/y",
+            "announce",
+            "",
+        ] {
+            assert_eq!(r(bad), None, "{bad:?}");
+        }
+        let long = format!("/{}/announce", "k".repeat(MAX_PASSKEY_LEN + 1));
+        assert_eq!(r(&long), None);
+    }
+
+    #[test]
+    fn splits_query() {
+        assert_eq!(
+            split_query(b"/announce?a=1"),
+            (&b"/announce"[..], &b"a=1"[..])
+        );
+        assert_eq!(split_query(b"/announce"), (&b"/announce"[..], &b""[..]));
+    }
+}
