@@ -1,10 +1,11 @@
 //! Sans-IO protocol code for swarmd: identifiers, peer addresses, and the codecs of the HTTP
-//! tracker (later BEP 15 and KRPC). Nothing here opens a socket or reads a clock: codecs take
+//! tracker and BEP 15/41 (later KRPC). Nothing here opens a socket or reads a clock: codecs take
 //! bytes and return typed values or typed errors.
 
 pub mod http;
 mod ids;
 pub mod path;
+pub mod udp;
 
 pub use ids::{Event, InfoHash, ParseIdError, PeerId};
 
