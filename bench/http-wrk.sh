@@ -37,7 +37,7 @@ run() { # name pid port keepalive
 }
 
 SWARMD__SERVER__WORKER_THREADS=1 taskset -c 0 target/release/swarmd serve \
-  --http-bind "127.0.0.1:$port_sw" --admin-bind 127.0.0.1:0 2>/dev/null &
+  --http-bind "127.0.0.1:$port_sw" --udp-bind 127.0.0.1:0 --admin-bind 127.0.0.1:0 2>/dev/null &
 sw=$!
 cat > "$work/ot.conf" <<CONF
 listen.tcp 127.0.0.1:$port_ot

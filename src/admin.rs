@@ -37,6 +37,8 @@ pub struct AdminState {
     pub started: Instant,
     /// Where the HTTP tracker listens.
     pub http_addrs: Vec<SocketAddr>,
+    /// Where the UDP tracker listens.
+    pub udp_addrs: Vec<SocketAddr>,
 }
 
 fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -75,6 +77,7 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
                     "ipv6": c.seeders_v6 + c.leechers_v6,
                 },
                 "http": { "listeners": state.http_addrs },
+                "udp": { "listeners": state.udp_addrs },
             });
             let mut bytes = body.to_string().into_bytes();
             bytes.push(b'\n');

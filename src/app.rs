@@ -41,6 +41,7 @@ impl Default for Options {
 /// A started swarmd: its bound addresses, its registry, and the handle to stop it.
 pub struct Running {
     http_addrs: Vec<SocketAddr>,
+    udp_addrs: Vec<SocketAddr>,
     admin_addrs: Vec<SocketAddr>,
     registry: Arc<Registry>,
     metrics: Metrics,
@@ -54,6 +55,11 @@ impl Running {
     /// Addresses the HTTP tracker listens on (ports resolved, so port 0 becomes the real one).
     pub fn http_addrs(&self) -> &[SocketAddr] {
         &self.http_addrs
+    }
+
+    /// Addresses the UDP tracker listens on (ports resolved).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
     }
 
     /// Addresses the admin listener (metrics, health, stats) listens on.
@@ -93,10 +99,14 @@ impl Running {
     }
 }
 
-/// Binds a listener, or, for the IPv6 wildcard on a host without IPv6, reports `None` so the
+/// Binds with `bind`, or, for the IPv6 wildcard on a host without IPv6, reports `None` so the
 /// default dual-stack configuration still starts on IPv4-only machines.
-fn bind_or_skip_v6(addr: SocketAddr, what: &str) -> anyhow::Result<Option<TcpListener>> {
-    match swarmd_tracker_http::bind_tcp(addr) {
+fn bind_or_skip_v6<T>(
+    addr: SocketAddr,
+    what: &str,
+    bind: impl FnOnce(SocketAddr) -> io::Result<T>,
+) -> anyhow::Result<Option<T>> {
+    match bind(addr) {
         Ok(l) => Ok(Some(l)),
         Err(e)
             if addr.is_ipv6()
@@ -114,10 +124,14 @@ fn bind_or_skip_v6(addr: SocketAddr, what: &str) -> anyhow::Result<Option<TcpLis
 const EAFNOSUPPORT: i32 = 97;
 const EADDRNOTAVAIL: i32 = 99;
 
-fn bind_all(addrs: &[SocketAddr], what: &str) -> anyhow::Result<Vec<TcpListener>> {
+fn bind_all<T>(
+    addrs: &[SocketAddr],
+    what: &str,
+    mut bind: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> anyhow::Result<Vec<T>> {
     let mut out = Vec::with_capacity(addrs.len());
     for &addr in addrs {
-        if let Some(l) = bind_or_skip_v6(addr, what)? {
+        if let Some(l) = bind_or_skip_v6(addr, what, &mut bind)? {
             out.push(l);
         }
     }
@@ -145,12 +159,20 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
     let mut tasks = JoinSet::new();
 
     let http_listeners = if config.http.enabled {
-        bind_all(&config.http.bind, "http tracker")?
+        bind_all(
+            &config.http.bind,
+            "http tracker",
+            swarmd_tracker_http::bind_tcp,
+        )?
     } else {
         Vec::new()
     };
     let admin_listeners = if config.admin.enabled {
-        bind_all(&config.admin.bind, "admin listener")?
+        bind_all(
+            &config.admin.bind,
+            "admin listener",
+            swarmd_tracker_http::bind_tcp,
+        )?
     } else {
         Vec::new()
     };
@@ -176,12 +198,39 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
         }
     }
 
+    let mut udp_addrs = Vec::new();
+    if config.udp.enabled {
+        let tracker = Arc::new(swarmd_tracker_udp::UdpTracker::new(
+            config.udp_tracker_config(),
+            registry.clone(),
+            options.policy.clone(),
+            options.clock.clone(),
+            &metrics,
+        ));
+        let servers = bind_all(&config.udp.bind, "udp tracker", |addr| {
+            swarmd_tracker_udp::UdpServer::start(&[addr], tracker.clone(), shutdown.clone())
+        })?;
+        for server in servers {
+            for addr in server.local_addrs() {
+                tracing::info!(addr = %addr, "udp tracker listening");
+                udp_addrs.push(*addr);
+            }
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                token.cancelled().await;
+                // Workers notice the token within their socket read timeout.
+                let _ = tokio::task::spawn_blocking(move || server.join()).await;
+            });
+        }
+    }
+
     let admin_state = Arc::new(AdminState {
         metrics: metrics.clone(),
         registry: registry.clone(),
         ready: ready.clone(),
         started: Instant::now(),
         http_addrs: http_addrs.clone(),
+        udp_addrs: udp_addrs.clone(),
     });
     for (listener, addr) in admin_listeners.into_iter().zip(&admin_addrs) {
         tracing::info!(addr = %addr, "admin listening (/metrics, /healthz, /readyz, /stats)");
@@ -204,6 +253,7 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
     ready.store(true, Ordering::Relaxed);
     Ok(Running {
         http_addrs,
+        udp_addrs,
         admin_addrs,
         registry,
         metrics,

@@ -56,6 +56,8 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// The HTTP tracker.
     pub http: HttpConfig,
+    /// The UDP tracker.
+    pub udp: UdpConfig,
     /// The admin listener (metrics, health, stats).
     pub admin: AdminConfig,
 }
@@ -218,6 +220,64 @@ impl Default for HttpConfig {
     }
 }
 
+/// `[udp]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UdpConfig {
+    /// Serve the UDP tracker.
+    pub enabled: bool,
+    /// Listen addresses.
+    pub bind: Vec<SocketAddr>,
+    /// Worker threads per address; 0 = one per core.
+    pub workers: usize,
+    /// Reply size budget in bytes.
+    pub max_reply_bytes: usize,
+    /// Connection id lifetime.
+    pub connection_id_lifetime_secs: u32,
+    /// Hex connection-id key; empty = random per start.
+    pub secret: String,
+    /// Honour the announce IP field.
+    pub allow_ip_param: bool,
+    /// Scrape hash cap.
+    pub max_scrape_hashes: usize,
+    /// Datagrams per receive call.
+    pub recv_batch: usize,
+}
+
+impl Default for UdpConfig {
+    fn default() -> Self {
+        let lib = swarmd_tracker_udp::UdpConfig::default();
+        Self {
+            enabled: true,
+            bind: vec![
+                SocketAddr::from(([0, 0, 0, 0], 6969)),
+                SocketAddr::from(([0u16; 8], 6969)),
+            ],
+            workers: lib.workers,
+            max_reply_bytes: lib.max_reply_bytes,
+            connection_id_lifetime_secs: lib.connection_id_lifetime,
+            secret: String::new(),
+            allow_ip_param: lib.allow_ip_param,
+            max_scrape_hashes: lib.max_scrape_hashes,
+            recv_batch: lib.recv_batch,
+        }
+    }
+}
+
+/// Decodes a 64-digit hex key.
+fn parse_secret(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// `[admin]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -363,6 +423,31 @@ impl Config {
         if h.max_scrape_hashes == 0 {
             return bad("http.max_scrape_hashes", "must be positive".into());
         }
+        let u = &self.udp;
+        if u.enabled && u.bind.is_empty() {
+            return bad("udp.bind", "is empty while udp.enabled is true".into());
+        }
+        if !u.secret.is_empty() && parse_secret(&u.secret).is_none() {
+            return bad(
+                "udp.secret",
+                "must be 64 hexadecimal digits (32 bytes) or empty".into(),
+            );
+        }
+        // The UDP tracker knows its own bounds; name its fields as this file's keys.
+        if let Err(e) = self.udp_tracker_config().validate() {
+            let key = match e.field {
+                "max_reply_bytes" => "udp.max_reply_bytes",
+                "connection_id_lifetime" => "udp.connection_id_lifetime_secs",
+                "max_scrape_hashes" => "udp.max_scrape_hashes",
+                "recv_batch" => "udp.recv_batch",
+                "workers" => "udp.workers",
+                "default_numwant" => "tracker.default_numwant",
+                "max_numwant" => "tracker.max_numwant",
+                "announce_interval" => "tracker.announce_interval_secs",
+                _ => "udp",
+            };
+            return bad(key, e.problem);
+        }
         if self.admin.enabled && self.admin.bind.is_empty() {
             return bad("admin.bind", "is empty while admin.enabled is true".into());
         }
@@ -380,6 +465,22 @@ impl Config {
             max_peers_per_torrent: self.registry.max_peers_per_torrent,
             peer_timeout: self.registry.peer_timeout_secs,
             store_peer_ids: self.registry.store_peer_ids,
+        }
+    }
+
+    /// The UDP tracker's settings in its crate's own terms.
+    pub fn udp_tracker_config(&self) -> swarmd_tracker_udp::UdpConfig {
+        swarmd_tracker_udp::UdpConfig {
+            workers: self.udp.workers,
+            announce_interval: self.tracker.announce_interval_secs,
+            default_numwant: self.tracker.default_numwant,
+            max_numwant: self.tracker.max_numwant,
+            max_reply_bytes: self.udp.max_reply_bytes,
+            connection_id_lifetime: self.udp.connection_id_lifetime_secs,
+            secret: parse_secret(&self.udp.secret),
+            allow_ip_param: self.udp.allow_ip_param,
+            max_scrape_hashes: self.udp.max_scrape_hashes,
+            recv_batch: self.udp.recv_batch,
         }
     }
 

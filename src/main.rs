@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use swarmd::config::{Config, LogFormat, DEFAULT_TOML};
 
-/// BitTorrent tracker (HTTP) and swarm registry server.
+/// BitTorrent tracker (HTTP and UDP) and swarm registry server.
 #[derive(Parser, Debug)]
 #[command(name = "swarmd", version, about, long_about = None)]
 struct Cli {
@@ -36,6 +36,9 @@ struct ServeArgs {
     /// HTTP tracker listen address; repeat for several. Replaces `http.bind`.
     #[arg(long = "http-bind", value_name = "ADDR")]
     http_bind: Vec<SocketAddr>,
+    /// UDP tracker listen address; repeat for several. Replaces `udp.bind`.
+    #[arg(long = "udp-bind", value_name = "ADDR")]
+    udp_bind: Vec<SocketAddr>,
     /// Admin listen address; repeat for several. Replaces `admin.bind`.
     #[arg(long = "admin-bind", value_name = "ADDR")]
     admin_bind: Vec<SocketAddr>,
@@ -84,6 +87,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
     if !args.http_bind.is_empty() {
         config.http.bind = args.http_bind;
+    }
+    if !args.udp_bind.is_empty() {
+        config.udp.bind = args.udp_bind;
     }
     if !args.admin_bind.is_empty() {
         config.admin.bind = args.admin_bind;

@@ -195,7 +195,14 @@ fn block_get(addr: SocketAddr, target: &str) -> Reply {
 #[test]
 fn serve_on_port_zero_answers_and_exits_cleanly_on_sigterm() {
     let mut s = Served::spawn(
-        &["--http-bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0"],
+        &[
+            "--http-bind",
+            "127.0.0.1:0",
+            "--udp-bind",
+            "127.0.0.1:0",
+            "--admin-bind",
+            "127.0.0.1:0",
+        ],
         &[],
     );
     let http = s.addr("http tracker");
@@ -225,6 +232,8 @@ fn flags_beat_environment_which_beats_the_file_and_json_logs_work() {
             "--config",
             file.to_str().unwrap(),
             "--admin-bind",
+            "127.0.0.1:0",
+            "--udp-bind",
             "127.0.0.1:0",
             "--log-format",
             "json",
@@ -262,6 +271,8 @@ fn a_bad_bind_fails_with_a_clear_error() {
             "serve",
             "--http-bind",
             &format!("127.0.0.1:{port}"),
+            "--udp-bind",
+            "127.0.0.1:0",
             "--admin-bind",
             "127.0.0.1:0",
         ])

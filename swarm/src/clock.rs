@@ -1,9 +1,10 @@
 //! The registry's clock: coarse seconds, injected so tests move time without sleeping.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// Seconds on a registry clock. Only differences matter; a `u32` covers 136 years of uptime.
+/// Seconds on a registry clock: UNIX time for [`SystemClock`], anything for a [`ManualClock`].
+/// Only differences matter to the registry; a `u32` holds UNIX time until 2106.
 pub type Secs = u32;
 
 /// A source of "now" for the registry and the servers around it.
@@ -12,17 +13,27 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Secs;
 }
 
-/// Monotonic wall clock: seconds elapsed since the clock was created.
+/// The system's clock in UNIX seconds, read once at creation and then advanced monotonically.
+///
+/// Anchoring to UNIX time (rather than counting from process start) gives every process the same
+/// time scale, so state derived from it survives restarts and is shared by instances: UDP
+/// connection ids issued by one swarmd are accepted by another with the same secret. Advancing
+/// from a monotonic `Instant` means a wall-clock step (NTP, an operator) never moves it backwards.
 #[derive(Debug)]
 pub struct SystemClock {
     origin: Instant,
+    base: Secs,
 }
 
 impl SystemClock {
-    /// A clock whose origin is now.
+    /// A clock standing at the current UNIX time.
     pub fn new() -> Self {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         Self {
             origin: Instant::now(),
+            base: Secs::try_from(unix).unwrap_or(Secs::MAX),
         }
     }
 }
@@ -35,8 +46,9 @@ impl Default for SystemClock {
 
 impl Clock for SystemClock {
     fn now(&self) -> Secs {
-        // Saturate rather than wrap after 136 years.
-        Secs::try_from(self.origin.elapsed().as_secs()).unwrap_or(Secs::MAX)
+        // Saturate rather than wrap (in 2106).
+        let elapsed = Secs::try_from(self.origin.elapsed().as_secs()).unwrap_or(Secs::MAX);
+        self.base.saturating_add(elapsed)
     }
 }
 
@@ -86,7 +98,12 @@ mod tests {
     }
 
     #[test]
-    fn system_clock_starts_near_zero() {
-        assert!(SystemClock::new().now() <= 1);
+    fn system_clock_reads_unix_time() {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let now = u64::from(SystemClock::new().now());
+        assert!(now.abs_diff(unix) <= 1, "{now} vs {unix}");
     }
 }

@@ -30,6 +30,9 @@ pub struct Metrics {
     open_connections: IntGaugeVec,
     expired_peers: IntCounter,
     expired_torrents: IntCounter,
+    bytes_received: IntCounterVec,
+    bytes_sent: IntCounterVec,
+    dropped_packets: IntCounterVec,
 }
 
 impl Metrics {
@@ -73,6 +76,28 @@ impl Metrics {
             "swarmd_expired_torrents_total",
             "Torrents dropped because their last peer left or expired.",
         )?;
+        let bytes_received = IntCounterVec::new(
+            Opts::new(
+                "swarmd_bytes_received_total",
+                "Payload bytes received (UDP datagrams), by protocol.",
+            ),
+            &["protocol"],
+        )?;
+        let bytes_sent = IntCounterVec::new(
+            Opts::new(
+                "swarmd_bytes_sent_total",
+                "Payload bytes sent (UDP datagrams), by protocol.",
+            ),
+            &["protocol"],
+        )?;
+        let dropped_packets = IntCounterVec::new(
+            Opts::new(
+                "swarmd_dropped_packets_total",
+                "Datagrams received and left unanswered, or replies that could not be sent, by \
+                 protocol and reason.",
+            ),
+            &["protocol", "reason"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "swarmd_build_info",
@@ -90,6 +115,9 @@ impl Metrics {
         registry.register(Box::new(open_connections.clone()))?;
         registry.register(Box::new(expired_peers.clone()))?;
         registry.register(Box::new(expired_torrents.clone()))?;
+        registry.register(Box::new(bytes_received.clone()))?;
+        registry.register(Box::new(bytes_sent.clone()))?;
+        registry.register(Box::new(dropped_packets.clone()))?;
         registry.register(Box::new(build_info))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -104,6 +132,9 @@ impl Metrics {
             open_connections,
             expired_peers,
             expired_torrents,
+            bytes_received,
+            bytes_sent,
+            dropped_packets,
         })
     }
 
@@ -130,6 +161,23 @@ impl Metrics {
     pub fn open_connections(&self, protocol: Protocol) -> IntGauge {
         self.open_connections
             .with_label_values(&[protocol.as_str()])
+    }
+
+    /// Counter of payload bytes received by a datagram protocol; resolve once and keep it.
+    pub fn bytes_received(&self, protocol: Protocol) -> IntCounter {
+        self.bytes_received.with_label_values(&[protocol.as_str()])
+    }
+
+    /// Counter of payload bytes sent by a datagram protocol; resolve once and keep it.
+    pub fn bytes_sent(&self, protocol: Protocol) -> IntCounter {
+        self.bytes_sent.with_label_values(&[protocol.as_str()])
+    }
+
+    /// Counter of datagrams dropped for `reason` (left unanswered, or a reply that could not be
+    /// sent); resolve once and keep it.
+    pub fn dropped_packets(&self, protocol: Protocol, reason: &str) -> IntCounter {
+        self.dropped_packets
+            .with_label_values(&[protocol.as_str(), reason])
     }
 
     /// Records what one expiry sweep removed.

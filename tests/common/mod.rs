@@ -20,6 +20,8 @@ use tokio::net::TcpStream;
 pub fn test_config() -> Config {
     let mut c = Config::default();
     c.http.bind = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+    c.udp.bind = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+    c.udp.workers = 2;
     c.admin.bind = vec!["127.0.0.1:0".parse().unwrap()];
     c.registry.sweep_interval_ms = 20;
     c.registry.shards = 16;
@@ -64,6 +66,24 @@ impl TestServer {
             .iter()
             .find(|a| a.is_ipv6())
             .expect("an IPv6 listener")
+    }
+
+    pub fn udp_v4(&self) -> SocketAddr {
+        *self
+            .running
+            .udp_addrs()
+            .iter()
+            .find(|a| a.is_ipv4())
+            .expect("an IPv4 UDP listener")
+    }
+
+    pub fn udp_v6(&self) -> SocketAddr {
+        *self
+            .running
+            .udp_addrs()
+            .iter()
+            .find(|a| a.is_ipv6())
+            .expect("an IPv6 UDP listener")
     }
 
     pub fn admin(&self) -> SocketAddr {
@@ -265,5 +285,162 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A BEP 15 client over a real UDP socket, built on the codec in `swarmd_proto::udp`.
+pub struct UdpClient {
+    sock: tokio::net::UdpSocket,
+    server: SocketAddr,
+    tid: u32,
+}
+
+/// What an announce over UDP asks for.
+pub struct UdpAnnounce<'a> {
+    pub info_hash: [u8; 20],
+    pub peer_id: [u8; 20],
+    pub port: u16,
+    pub left: u64,
+    pub event: swarmd_proto::Event,
+    pub num_want: i32,
+    pub url: &'a [u8],
+}
+
+impl<'a> UdpAnnounce<'a> {
+    pub fn new(info_hash: [u8; 20], peer_id: [u8; 20], port: u16, left: u64) -> Self {
+        Self {
+            info_hash,
+            peer_id,
+            port,
+            left,
+            event: swarmd_proto::Event::None,
+            num_want: -1,
+            url: b"",
+        }
+    }
+}
+
+impl UdpClient {
+    /// A client socket on the loopback address of the server's family.
+    pub async fn new(server: SocketAddr) -> Self {
+        let local: SocketAddr = if server.is_ipv4() {
+            "127.0.0.1:0".parse().unwrap()
+        } else {
+            "[::1]:0".parse().unwrap()
+        };
+        Self::new_from(server, local).await
+    }
+
+    /// A client socket bound to `local` (e.g. another loopback address such as 127.0.0.2).
+    pub async fn new_from(server: SocketAddr, local: SocketAddr) -> Self {
+        Self {
+            sock: tokio::net::UdpSocket::bind(local).await.unwrap(),
+            server,
+            tid: 0x5157_0000,
+        }
+    }
+
+    pub fn next_tid(&mut self) -> u32 {
+        self.tid = self.tid.wrapping_add(1);
+        self.tid
+    }
+
+    /// Sends `packet`; returns the reply, or `None` if none came within `wait`.
+    pub async fn exchange(&self, packet: &[u8], wait: Duration) -> Option<Vec<u8>> {
+        self.sock.send_to(packet, self.server).await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        match tokio::time::timeout(wait, self.sock.recv_from(&mut buf)).await {
+            Ok(Ok((n, from))) => {
+                assert_eq!(from, self.server);
+                buf.truncate(n);
+                Some(buf)
+            }
+            Ok(Err(e)) => panic!("recv: {e}"),
+            Err(_) => None,
+        }
+    }
+
+    pub async fn connect(&mut self) -> u64 {
+        let tid = self.next_tid();
+        let mut p = Vec::new();
+        swarmd_proto::udp::write_connect_request(&mut p, tid);
+        let reply = self
+            .exchange(&p, Duration::from_secs(5))
+            .await
+            .expect("connect reply");
+        assert_eq!(reply.len(), 16, "a connect reply is exactly 16 bytes");
+        match swarmd_proto::udp::parse_response(&reply).unwrap() {
+            swarmd_proto::udp::Response::Connect {
+                transaction_id,
+                connection_id,
+            } => {
+                assert_eq!(transaction_id, tid);
+                connection_id
+            }
+            other => panic!("expected a connect reply, got {other:?}"),
+        }
+    }
+
+    /// The raw announce packet for `a` under `connection_id`.
+    pub fn announce_packet(&mut self, connection_id: u64, a: &UdpAnnounce<'_>) -> (u32, Vec<u8>) {
+        let tid = self.next_tid();
+        let req = swarmd_proto::udp::AnnounceRequest {
+            connection_id,
+            transaction_id: tid,
+            info_hash: swarmd_proto::InfoHash(a.info_hash),
+            peer_id: swarmd_proto::PeerId(a.peer_id),
+            downloaded: 0,
+            left: a.left,
+            uploaded: 0,
+            event: a.event,
+            ip: None,
+            key: 7,
+            num_want: a.num_want,
+            port: a.port,
+            url_data: swarmd_proto::udp::UrlData::new(a.url),
+        };
+        let mut p = Vec::new();
+        swarmd_proto::udp::write_announce_request(&mut p, &req);
+        (tid, p)
+    }
+
+    /// Announces and returns the raw reply (panics on silence).
+    pub async fn announce_raw(&mut self, connection_id: u64, a: &UdpAnnounce<'_>) -> Vec<u8> {
+        let (_, p) = self.announce_packet(connection_id, a);
+        self.exchange(&p, Duration::from_secs(5))
+            .await
+            .expect("announce reply")
+    }
+
+    pub async fn scrape_raw(&mut self, connection_id: u64, hashes: &[[u8; 20]]) -> Option<Vec<u8>> {
+        let tid = self.next_tid();
+        let hashes: Vec<swarmd_proto::InfoHash> =
+            hashes.iter().map(|h| swarmd_proto::InfoHash(*h)).collect();
+        let mut p = Vec::new();
+        swarmd_proto::udp::write_scrape_request(&mut p, connection_id, tid, &hashes);
+        self.exchange(&p, Duration::from_secs(5)).await
+    }
+}
+
+/// An announce reply's (leechers, seeders, peers).
+pub fn udp_announce_reply(reply: &[u8]) -> (u32, u32, Vec<u8>) {
+    match swarmd_proto::udp::parse_response(reply).unwrap() {
+        swarmd_proto::udp::Response::Announce {
+            leechers,
+            seeders,
+            peers,
+            ..
+        } => (leechers, seeders, peers.to_vec()),
+        other => panic!("expected an announce reply, got {other:?}"),
+    }
+}
+
+/// An error reply's message, or `None` for any other packet.
+pub fn udp_error(reply: &[u8]) -> Option<String> {
+    match swarmd_proto::udp::parse_response(reply).ok()? {
+        swarmd_proto::udp::Response::Error { message, .. } => {
+            Some(String::from_utf8_lossy(message).into_owned())
+        }
+        _ => None,
     }
 }

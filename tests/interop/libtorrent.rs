@@ -1,6 +1,7 @@
 //! Interop: Debian's python3-libtorrent (run with `/usr/bin/python3`) as a real seeder and a
-//! real leecher. They learn each other's address only from our HTTP tracker on 127.0.0.1, and
-//! the leecher downloads the seeder's file. `.ci/run` installs the package.
+//! real leecher. They learn each other's address only from our tracker on 127.0.0.1 (over HTTP
+//! in one test, over UDP in the other), and the leecher downloads the seeder's file.
+//! `scripts/install-deps.sh` installs the package.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -27,8 +28,23 @@ fn libtorrent_available() -> Result<(), String> {
     }
 }
 
+#[derive(Clone, Copy)]
+enum Scheme {
+    Http,
+    Udp,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libtorrent_peers_find_each_other_through_our_http_tracker() {
+    swarm_through(Scheme::Http).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_peers_find_each_other_through_our_udp_tracker() {
+    swarm_through(Scheme::Udp).await;
+}
+
+async fn swarm_through(scheme: Scheme) {
     if let Err(e) = libtorrent_available() {
         panic!(
             "python3-libtorrent is required for this test (scripts/install-deps.sh installs it): {e}"
@@ -36,14 +52,22 @@ async fn libtorrent_peers_find_each_other_through_our_http_tracker() {
     }
     let mut config = test_config();
     config.http.bind = vec!["127.0.0.1:0".parse().unwrap()];
+    config.udp.bind = vec!["127.0.0.1:0".parse().unwrap()];
     // libtorrent announces `started` then waits `interval`; keep it short so a retry is quick.
     config.tracker.announce_interval_secs = 5;
     config.tracker.min_announce_interval_secs = 1;
     config.registry.peer_timeout_secs = 60;
     let server = TestServer::start(config).await;
-    let url = format!("http://{}/announce", server.http_v4());
+    let url = match scheme {
+        Scheme::Http => format!("http://{}/announce", server.http_v4()),
+        Scheme::Udp => format!("udp://{}/announce", server.udp_v4()),
+    };
 
-    let work = std::env::temp_dir().join(format!("swarmd-lt-{}", std::process::id()));
+    let tag = match scheme {
+        Scheme::Http => "http",
+        Scheme::Udp => "udp",
+    };
+    let work = std::env::temp_dir().join(format!("swarmd-lt-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -24,14 +24,11 @@ def session():
         "announce_to_all_trackers": True,
         "alert_mask": lt.alert.category_t.status_notification
         | lt.alert.category_t.tracker_notification
+        | lt.alert.category_t.connect_notification
+        | lt.alert.category_t.peer_notification
         | lt.alert.category_t.error_notification,
     })
     return s
-
-
-def drain(ses, log):
-    for a in ses.pop_alerts():
-        log.append(type(a).__name__ + ": " + a.message())
 
 
 def main():
@@ -53,31 +50,55 @@ def main():
 
     seeder, leecher = session(), session()
     log = []
-    sh = seeder.add_torrent({"ti": info, "save_path": seed_dir})
-    lh = leecher.add_torrent({"ti": lt.torrent_info(info), "save_path": leech_dir})
+    peers_seen = set()
+    # Tracker replies the leecher received after it finished (the reply to `completed`).
+    after_done = {"finished": False, "replies": 0}
+
+    def note(a, ses):
+        log.append(("L " if ses is leecher else "S ") + type(a).__name__ + ": " + a.message())
+        if ses is leecher and isinstance(a, lt.torrent_finished_alert):
+            after_done["finished"] = True
+        if ses is leecher and isinstance(a, lt.tracker_reply_alert) and after_done["finished"]:
+            after_done["replies"] += 1
+        # The leecher dials the addresses the tracker gave it; record them.
+        if ses is leecher and isinstance(a, lt.peer_alert):
+            ep = getattr(a, "endpoint", None) or getattr(a, "ip", None)
+            if ep:
+                peers_seen.add("%s:%d" % (ep[0], ep[1]))
 
     deadline = time.time() + timeout
-    peers_seen = set()
+    # The seeder announces first, so the leecher learns its listen address from the tracker and
+    # connects out to it (the seeder hears of the leecher only at its next announce).
+    sh = seeder.add_torrent({"ti": info, "save_path": seed_dir})
+    seeded = False
+    while not seeded and time.time() < deadline:
+        for a in seeder.pop_alerts():
+            note(a, seeder)
+            seeded = seeded or isinstance(a, lt.tracker_reply_alert)
+        time.sleep(0.02)
+    lh = leecher.add_torrent({"ti": lt.torrent_info(info), "save_path": leech_dir})
+
     replies = 0
     while time.time() < deadline:
         for ses in (seeder, leecher):
             for a in ses.pop_alerts():
-                log.append(type(a).__name__ + ": " + a.message())
+                note(a, ses)
                 if isinstance(a, lt.tracker_reply_alert) and ses is leecher:
                     replies += 1
         for p in lh.get_peer_info():
-            peers_seen.add("%s:%d" % (p.ip[0], p.ip[1]))
+            if p.flags & lt.peer_info.local_connection:
+                peers_seen.add("%s:%d" % (p.ip[0], p.ip[1]))
         if lh.status().is_seeding:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     done = lh.status().is_seeding
-    # Give the leecher's `completed` announce a moment to reach the tracker.
-    end = time.time() + 5
-    while done and time.time() < end:
-        drain(leecher, log)
-        if any("completed" in line.lower() or "tracker_reply" in line for line in log[-5:]):
-            break
-        time.sleep(0.05)
+    # On finishing, the leecher announces `completed`; wait for the tracker's reply to it so the
+    # tracker has counted the completion before the sessions go away.
+    end = time.time() + 10
+    while done and after_done["replies"] == 0 and time.time() < end:
+        for a in leecher.pop_alerts():
+            note(a, leecher)
+        time.sleep(0.02)
     got = b""
     path = os.path.join(leech_dir, "payload.bin")
     if os.path.exists(path):
@@ -89,6 +110,7 @@ def main():
         "info_hash": str(info.info_hash()),
         "leecher_peers": sorted(peers_seen),
         "leecher_tracker_replies": replies,
+        "replies_after_done": after_done["replies"],
         "finished": done,
         "payload_matches": got == payload,
         "log": log[-40:],
