@@ -2,13 +2,14 @@
 # Side-by-side UDP announce benchmark on loopback: swarmd (one UDP worker thread) vs Debian's
 # opentracker, each pinned to core 0, the load generator (bench/src/bin/udp-load.rs) pinned to
 # core 1, same packets. Prints replies/s and server CPU microseconds per reply (user, system).
-# Usage: bench/udp-load.sh [SECONDS] [HASHES]   (needs root for opentracker's chroot)
+# Usage: [PACKETS=N] bench/udp-load.sh [SECONDS] [HASHES]   (needs root for opentracker's chroot)
+# PACKETS: distinct pre-built announces per generator socket (4 sockets); 250000 gives ~1M peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; nhash=${2:-100000}
 command -v opentracker >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opentracker >/dev/null; }
-cargo build --release --locked --bin swarmd --bin udp-load
+cargo build --release --locked -p swarmd --bin swarmd && cargo build --release --locked -p swarmd-bench --bin udp-load
 work=$(mktemp -d); chmod 755 "$work"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 python3 -c "
@@ -21,9 +22,9 @@ cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }
 
 run() { # name pid port
   local name=$1 pid=$2 port=$3
-  taskset -c 1 target/release/udp-load --target "127.0.0.1:$port" --duration 2 --hash-file "$work/hashes.txt" >/dev/null
+  taskset -c 1 target/release/udp-load --target "127.0.0.1:$port" --duration 2 --hash-file "$work/hashes.txt" --packets "${PACKETS:-4096}" >/dev/null
   read -r u0 s0 < <(cpu "$pid")
-  out=$(taskset -c 1 target/release/udp-load --target "127.0.0.1:$port" --duration "$secs" --hash-file "$work/hashes.txt")
+  out=$(taskset -c 1 target/release/udp-load --target "127.0.0.1:$port" --duration "$secs" --hash-file "$work/hashes.txt" --packets "${PACKETS:-4096}")
   read -r u1 s1 < <(cpu "$pid")
   local r rss
   r=$(echo "$out" | sed -n 's/.*received \([0-9]*\) .*/\1/p')
