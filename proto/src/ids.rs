@@ -100,6 +100,38 @@ id20!(
     /// A peer's self-chosen 20-byte id (BEP 3).
     PeerId
 );
+id20!(
+    /// A DHT node's 160-bit id (BEP 5), ideally derived from its address (BEP 42).
+    NodeId
+);
+
+impl NodeId {
+    /// The Kademlia XOR distance to `other`, as a big-endian 160-bit number.
+    pub fn distance(&self, other: &NodeId) -> [u8; 20] {
+        let mut d = [0u8; 20];
+        for (i, b) in d.iter_mut().enumerate() {
+            *b = self.0[i] ^ other.0[i];
+        }
+        d
+    }
+
+    /// How many leading bits `self` and `other` share (160 if equal).
+    pub fn common_prefix_len(&self, other: &NodeId) -> u32 {
+        for i in 0..20 {
+            let x = self.0[i] ^ other.0[i];
+            if x != 0 {
+                return i as u32 * 8 + x.leading_zeros();
+            }
+        }
+        160
+    }
+}
+
+impl From<InfoHash> for NodeId {
+    fn from(ih: InfoHash) -> Self {
+        NodeId(ih.0)
+    }
+}
 
 /// The `event` of an announce (BEP 3, BEP 15, BEP 21).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -130,6 +162,19 @@ mod tests {
         assert_eq!("AB".repeat(20).parse::<InfoHash>().unwrap(), ih);
         assert!("zz".repeat(20).parse::<InfoHash>().is_err());
         assert!("ab".parse::<InfoHash>().is_err());
+    }
+
+    #[test]
+    fn node_id_distance_and_prefix() {
+        let a = NodeId([0; 20]);
+        let mut b = NodeId([0; 20]);
+        assert_eq!(a.common_prefix_len(&b), 160);
+        b.0[0] = 0b0001_0000;
+        assert_eq!(a.common_prefix_len(&b), 3);
+        b.0 = [0; 20];
+        b.0[19] = 1;
+        assert_eq!(a.common_prefix_len(&b), 159);
+        assert_eq!(a.distance(&b)[19], 1);
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod ids;
 pub mod path;
 pub mod udp;
 
-pub use ids::{Event, InfoHash, ParseIdError, PeerId};
+pub use ids::{Event, InfoHash, NodeId, ParseIdError, PeerId};
 
 /// Size in bytes of one compact IPv4 peer (BEP 23): 4 address bytes, 2 port bytes, big endian.
 pub const COMPACT_V4_LEN: usize = 6;

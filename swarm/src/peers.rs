@@ -205,6 +205,12 @@ impl<const N: usize> Family<N> {
         (pos.is_some(), newly_completed)
     }
 
+    /// Samples up to `numwant` of this family's peers (anyone, seeders included) into `out`
+    /// without touching any entry: a read-only lookup such as a DHT `get_peers`.
+    pub(crate) fn sample(&self, numwant: usize, out: &mut SelectedPeers) {
+        self.select(None, false, numwant, out);
+    }
+
     /// Removes the peer at `addr`; true if it was there.
     pub(crate) fn remove_addr(&mut self, ctx: Ctx<'_>, addr: &[u8; N]) -> bool {
         match self.find(ctx, addr) {

@@ -243,6 +243,28 @@ impl Registry {
             .map(Swarm::stats)
     }
 
+    /// Samples up to `numwant` peers of one address family (6-byte entries, or 18-byte ones if
+    /// `ipv6`) into `out` without announcing anyone: what a DHT `get_peers` answers. Seeders and
+    /// leechers alike. Returns the swarm's counts, or `None` (and `out` empty) if it is unknown.
+    pub fn sample(
+        &self,
+        info_hash: &InfoHash,
+        ipv6: bool,
+        numwant: usize,
+        out: &mut SelectedPeers,
+    ) -> Option<SwarmStats> {
+        out.clear();
+        out.entry_len = if ipv6 {
+            swarmd_proto::COMPACT_V6_LEN
+        } else {
+            swarmd_proto::COMPACT_V4_LEN
+        };
+        let guard = self.shard(info_hash).lock();
+        let swarm = guard.torrents.get(info_hash)?;
+        swarm.sample(ipv6, numwant.min(PEER_CAP), out);
+        Some(swarm.stats())
+    }
+
     /// Clears `out` and fills it with up to `limit` tracked torrents and their figures, shard by
     /// shard, each shard locked only while it is copied.
     pub fn full_scrape(&self, limit: usize, out: &mut Vec<(InfoHash, SwarmStats)>) {

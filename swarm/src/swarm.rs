@@ -126,6 +126,17 @@ impl Swarm {
         stored
     }
 
+    /// Samples up to `numwant` peers of one family into `out`, changing nothing.
+    pub(crate) fn sample(&self, ipv6: bool, numwant: usize, out: &mut SelectedPeers) {
+        if ipv6 {
+            if let Some(family) = &self.v6 {
+                family.sample(numwant, out);
+            }
+        } else {
+            self.v4.sample(numwant, out);
+        }
+    }
+
     /// Removes the peer at `addr`; true if it was there.
     pub(crate) fn remove(&mut self, ctx: Ctx<'_>, addr: &PeerAddr) -> bool {
         match addr {

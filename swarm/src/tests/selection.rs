@@ -303,3 +303,38 @@ fn samples_cover_the_swarm() {
         seen.len()
     );
 }
+
+#[test]
+fn sample_reads_without_announcing() {
+    use crate::{Announce, Registry, RegistryConfig, SelectedPeers};
+    use std::net::SocketAddr;
+    use swarmd_proto::{Event, InfoHash, PeerId};
+
+    let r = Registry::new(RegistryConfig::default());
+    let ih = InfoHash([3; 20]);
+    let mut out = SelectedPeers::default();
+    assert_eq!(r.sample(&ih, false, 10, &mut out), None);
+    assert!(out.is_empty());
+    for (i, addr) in ["10.0.0.1:1", "10.0.0.2:2", "[2001:db8::1]:3"].iter().enumerate() {
+        let req = Announce {
+            info_hash: ih,
+            peer_id: PeerId([i as u8; 20]),
+            addr: addr.parse::<SocketAddr>().unwrap(),
+            event: Event::Started,
+            left: if i == 0 { 0 } else { 5 },
+            numwant: 0,
+        };
+        r.announce(&req, 10, &mut out).unwrap();
+    }
+    let stats = r.sample(&ih, false, 10, &mut out).unwrap();
+    assert_eq!((stats.complete, stats.incomplete), (1, 2));
+    let mut got: Vec<SocketAddr> = out.addrs().collect();
+    got.sort();
+    assert_eq!(got, vec!["10.0.0.1:1".parse().unwrap(), "10.0.0.2:2".parse().unwrap()]);
+    r.sample(&ih, true, 10, &mut out).unwrap();
+    assert_eq!(out.compact.len(), 18);
+    r.sample(&ih, false, 1, &mut out).unwrap();
+    assert_eq!(out.len(), 1);
+    // Sampling changed nothing.
+    assert_eq!(r.scrape(&ih).unwrap(), stats);
+}
