@@ -36,8 +36,8 @@ run() { # name pid port keepalive
       n, ka, r/s, u/t*1e6/r, sy/t*1e6/r, (u+sy)/t*1e6/r, rss/1024 }'
 }
 
-SWARMD__SERVER__WORKER_THREADS=1 taskset -c 0 target/release/swarmd serve \
-  --http-bind "127.0.0.1:$port_sw" --udp-bind 127.0.0.1:0 --admin-bind 127.0.0.1:0 2>/dev/null &
+SWARMD__DHT__BOOTSTRAP_NODES="[]" SWARMD__SERVER__WORKER_THREADS=1 taskset -c 0 target/release/swarmd serve \
+  --http-bind "127.0.0.1:$port_sw" --udp-bind 127.0.0.1:0 --dht-bind 127.0.0.1:0 --admin-bind 127.0.0.1:0 2>/dev/null &
 sw=$!
 cat > "$work/ot.conf" <<CONF
 listen.tcp 127.0.0.1:$port_ot

@@ -35,8 +35,8 @@ run() { # name pid port
     printf "             (%s)\n", out }'
 }
 
-SWARMD__UDP__WORKERS=1 SWARMD__SERVER__WORKER_THREADS=1 taskset -c 0 target/release/swarmd serve \
-  --udp-bind "127.0.0.1:$port_sw" --http-bind 127.0.0.1:0 --admin-bind 127.0.0.1:0 2>/dev/null &
+SWARMD__UDP__WORKERS=1 SWARMD__DHT__BOOTSTRAP_NODES="[]" SWARMD__SERVER__WORKER_THREADS=1 taskset -c 0 target/release/swarmd serve \
+  --udp-bind "127.0.0.1:$port_sw" --http-bind 127.0.0.1:0 --dht-bind 127.0.0.1:0 --admin-bind 127.0.0.1:0 2>/dev/null &
 sw=$!
 cat > "$work/ot.conf" <<CONF
 access.whitelist whitelist.txt

@@ -9,7 +9,7 @@ bin=${1:-target/debug/swarmd}
 command -v promtool >/dev/null || { echo "check-metrics: promtool missing (scripts/install-deps.sh)" >&2; exit 1; }
 
 log=$(mktemp)
-"$bin" serve --http-bind 127.0.0.1:0 --udp-bind 127.0.0.1:0 --admin-bind 127.0.0.1:0 --log-format json 2>"$log" &
+SWARMD__DHT__BOOTSTRAP_NODES="[]" "$bin" serve --http-bind 127.0.0.1:0 --udp-bind 127.0.0.1:0 --dht-bind 127.0.0.1:0 --admin-bind 127.0.0.1:0 --log-format json 2>"$log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
 

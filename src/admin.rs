@@ -39,6 +39,8 @@ pub struct AdminState {
     pub http_addrs: Vec<SocketAddr>,
     /// Where the UDP tracker listens.
     pub udp_addrs: Vec<SocketAddr>,
+    /// Where the DHT node listens.
+    pub dht_addrs: Vec<SocketAddr>,
 }
 
 fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -78,6 +80,7 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
                 },
                 "http": { "listeners": state.http_addrs },
                 "udp": { "listeners": state.udp_addrs },
+                "dht": { "listeners": state.dht_addrs },
             });
             let mut bytes = body.to_string().into_bytes();
             bytes.push(b'\n');

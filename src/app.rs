@@ -42,6 +42,8 @@ impl Default for Options {
 pub struct Running {
     http_addrs: Vec<SocketAddr>,
     udp_addrs: Vec<SocketAddr>,
+    dht_addrs: Vec<SocketAddr>,
+    dht: Option<swarmd_dht_node::DhtHandle>,
     admin_addrs: Vec<SocketAddr>,
     registry: Arc<Registry>,
     metrics: Metrics,
@@ -60,6 +62,16 @@ impl Running {
     /// Addresses the UDP tracker listens on (ports resolved).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp_addrs
+    }
+
+    /// Addresses the DHT node listens on (ports resolved).
+    pub fn dht_addrs(&self) -> &[SocketAddr] {
+        &self.dht_addrs
+    }
+
+    /// A handle to the DHT node (lookups, stats), if it runs.
+    pub fn dht(&self) -> Option<&swarmd_dht_node::DhtHandle> {
+        self.dht.as_ref()
     }
 
     /// Addresses the admin listener (metrics, health, stats) listens on.
@@ -224,6 +236,30 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
         }
     }
 
+    let mut dht_addrs = Vec::new();
+    let mut dht = None;
+    if config.dht.enabled {
+        let server = swarmd_dht_node::DhtServer::start(
+            &config.dht.bind,
+            config.dht_node_config(),
+            swarmd_dht_node::DhtDeps {
+                registry: registry.clone(),
+                policy: options.policy.clone(),
+                clock: options.clock.clone(),
+                metrics: metrics.clone(),
+            },
+            shutdown.clone(),
+        )
+        .with_context(|| format!("cannot start the dht node on {:?}", config.dht.bind))?;
+        for addr in server.local_addrs() {
+            tracing::info!(addr = %addr, "dht node listening");
+        }
+        dht_addrs = server.local_addrs().to_vec();
+        dht = Some(server.handle());
+        // The node saves its table once the token fires; join waits for that.
+        tasks.spawn(server.join());
+    }
+
     let admin_state = Arc::new(AdminState {
         metrics: metrics.clone(),
         registry: registry.clone(),
@@ -231,6 +267,7 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
         started: Instant::now(),
         http_addrs: http_addrs.clone(),
         udp_addrs: udp_addrs.clone(),
+        dht_addrs: dht_addrs.clone(),
     });
     for (listener, addr) in admin_listeners.into_iter().zip(&admin_addrs) {
         tracing::info!(addr = %addr, "admin listening (/metrics, /healthz, /readyz, /stats)");
@@ -254,6 +291,8 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
     Ok(Running {
         http_addrs,
         udp_addrs,
+        dht_addrs,
+        dht,
         admin_addrs,
         registry,
         metrics,

@@ -58,6 +58,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// The UDP tracker.
     pub udp: UdpConfig,
+    /// The DHT node.
+    pub dht: DhtConfig,
     /// The admin listener (metrics, health, stats).
     pub admin: AdminConfig,
 }
@@ -264,6 +266,83 @@ impl Default for UdpConfig {
     }
 }
 
+/// `[dht]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DhtConfig {
+    /// Run the DHT node.
+    pub enabled: bool,
+    /// Listen addresses (at most one per family).
+    pub bind: Vec<SocketAddr>,
+    /// Bootstrap nodes, `host:port`.
+    pub bootstrap_nodes: Vec<String>,
+    /// Serve as a bootstrap node.
+    pub bootstrap_mode: bool,
+    /// Verified-node capacity per family in bootstrap mode.
+    pub max_nodes: usize,
+    /// Node table file; empty = none.
+    pub state_file: String,
+    /// Node id in hex; empty = automatic.
+    pub node_id: String,
+    /// Enforce BEP 42 ids.
+    pub enforce_node_id: bool,
+    /// Per-IP query rate.
+    pub rate_limit_per_sec: u32,
+    /// Per-IP burst.
+    pub rate_limit_burst: u32,
+    /// Rate limiter capacity.
+    pub max_tracked_ips: usize,
+    /// Repeat-requester threshold per minute.
+    pub repeat_requester_threshold: u32,
+    /// Peers per get_peers reply.
+    pub max_values: usize,
+    /// Reply size cap.
+    pub max_reply_bytes: usize,
+    /// Token secret rotation period.
+    pub token_rotation_secs: u32,
+    /// BEP 43 read-only queries.
+    pub read_only: bool,
+    /// Query timeout.
+    pub query_timeout_ms: u64,
+    /// Outstanding query cap.
+    pub max_outstanding_queries: usize,
+    /// Verification ping rate.
+    pub verify_pings_per_sec: u32,
+    /// Re-verification period.
+    pub reverify_interval_secs: u32,
+}
+
+impl Default for DhtConfig {
+    fn default() -> Self {
+        let lib = swarmd_dht_node::DhtConfig::default();
+        Self {
+            enabled: true,
+            bind: vec![
+                SocketAddr::from(([0, 0, 0, 0], 6881)),
+                SocketAddr::from(([0u16; 8], 6881)),
+            ],
+            bootstrap_nodes: lib.bootstrap_nodes,
+            bootstrap_mode: lib.bootstrap_mode,
+            max_nodes: lib.max_nodes,
+            state_file: String::new(),
+            node_id: String::new(),
+            enforce_node_id: lib.enforce_node_id,
+            rate_limit_per_sec: lib.rate_limit_per_sec,
+            rate_limit_burst: lib.rate_limit_burst,
+            max_tracked_ips: lib.max_tracked_ips,
+            repeat_requester_threshold: lib.repeat_requester_threshold,
+            max_values: lib.max_values,
+            max_reply_bytes: lib.max_reply_bytes,
+            token_rotation_secs: lib.token_rotation_secs,
+            read_only: lib.read_only,
+            query_timeout_ms: lib.query_timeout_ms,
+            max_outstanding_queries: lib.max_outstanding_queries,
+            verify_pings_per_sec: lib.verify_pings_per_sec,
+            reverify_interval_secs: lib.reverify_interval_secs,
+        }
+    }
+}
+
 /// Decodes a 64-digit hex key.
 fn parse_secret(hex: &str) -> Option<[u8; 32]> {
     let hex = hex.as_bytes();
@@ -448,6 +527,26 @@ impl Config {
             };
             return bad(key, e.problem);
         }
+        let d = &self.dht;
+        if d.enabled {
+            if d.bind.is_empty() {
+                return bad("dht.bind", "is empty while dht.enabled is true".into());
+            }
+            if d.bind.iter().filter(|a| a.is_ipv4()).count() > 1
+                || d.bind.iter().filter(|a| a.is_ipv6()).count() > 1
+            {
+                return bad("dht.bind", "at most one IPv4 and one IPv6 address".into());
+            }
+        }
+        if !d.node_id.is_empty() && d.node_id.parse::<swarmd_proto::NodeId>().is_err() {
+            return bad(
+                "dht.node_id",
+                "must be 40 hexadecimal digits or empty".into(),
+            );
+        }
+        if let Err(e) = self.dht_node_config().validate() {
+            return bad(dht_key(e.field), e.problem);
+        }
         if self.admin.enabled && self.admin.bind.is_empty() {
             return bad("admin.bind", "is empty while admin.enabled is true".into());
         }
@@ -465,6 +564,31 @@ impl Config {
             max_peers_per_torrent: self.registry.max_peers_per_torrent,
             peer_timeout: self.registry.peer_timeout_secs,
             store_peer_ids: self.registry.store_peer_ids,
+        }
+    }
+
+    /// The DHT node's settings in its crate's own terms.
+    pub fn dht_node_config(&self) -> swarmd_dht_node::DhtConfig {
+        let d = &self.dht;
+        swarmd_dht_node::DhtConfig {
+            bootstrap_nodes: d.bootstrap_nodes.clone(),
+            bootstrap_mode: d.bootstrap_mode,
+            max_nodes: d.max_nodes,
+            state_file: (!d.state_file.is_empty()).then(|| d.state_file.clone().into()),
+            node_id: d.node_id.parse().ok(),
+            enforce_node_id: d.enforce_node_id,
+            rate_limit_per_sec: d.rate_limit_per_sec,
+            rate_limit_burst: d.rate_limit_burst,
+            max_tracked_ips: d.max_tracked_ips,
+            repeat_requester_threshold: d.repeat_requester_threshold,
+            max_values: d.max_values,
+            max_reply_bytes: d.max_reply_bytes,
+            token_rotation_secs: d.token_rotation_secs,
+            read_only: d.read_only,
+            query_timeout_ms: d.query_timeout_ms,
+            max_outstanding_queries: d.max_outstanding_queries,
+            verify_pings_per_sec: d.verify_pings_per_sec,
+            reverify_interval_secs: d.reverify_interval_secs,
         }
     }
 
@@ -501,6 +625,34 @@ impl Config {
             full_scrape_max_torrents: self.http.full_scrape_max_torrents,
         }
     }
+}
+
+/// The `[dht]` key for a field of the DHT node's own config (the names match).
+fn dht_key(field: &str) -> &'static str {
+    const KEYS: &[&str] = &[
+        "dht.bootstrap_nodes",
+        "dht.bootstrap_mode",
+        "dht.max_nodes",
+        "dht.state_file",
+        "dht.node_id",
+        "dht.enforce_node_id",
+        "dht.rate_limit_per_sec",
+        "dht.rate_limit_burst",
+        "dht.max_tracked_ips",
+        "dht.repeat_requester_threshold",
+        "dht.max_values",
+        "dht.max_reply_bytes",
+        "dht.token_rotation_secs",
+        "dht.read_only",
+        "dht.query_timeout_ms",
+        "dht.max_outstanding_queries",
+        "dht.verify_pings_per_sec",
+        "dht.reverify_interval_secs",
+    ];
+    KEYS.iter()
+        .find(|k| k.strip_prefix("dht.") == Some(field))
+        .copied()
+        .unwrap_or("dht")
 }
 
 /// Sets `SWARMD__A__B=value` at `a.b` in `tree`. The value is read as a TOML value when it parses

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use swarmd::config::{Config, LogFormat, DEFAULT_TOML};
 
-/// BitTorrent tracker (HTTP and UDP) and swarm registry server.
+/// BitTorrent tracker (HTTP and UDP), Mainline DHT node and swarm registry server.
 #[derive(Parser, Debug)]
 #[command(name = "swarmd", version, about, long_about = None)]
 struct Cli {
@@ -39,6 +39,9 @@ struct ServeArgs {
     /// UDP tracker listen address; repeat for several. Replaces `udp.bind`.
     #[arg(long = "udp-bind", value_name = "ADDR")]
     udp_bind: Vec<SocketAddr>,
+    /// DHT node listen address (one IPv4 and/or one IPv6); repeatable. Replaces `dht.bind`.
+    #[arg(long = "dht-bind", value_name = "ADDR")]
+    dht_bind: Vec<SocketAddr>,
     /// Admin listen address; repeat for several. Replaces `admin.bind`.
     #[arg(long = "admin-bind", value_name = "ADDR")]
     admin_bind: Vec<SocketAddr>,
@@ -90,6 +93,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if !args.udp_bind.is_empty() {
         config.udp.bind = args.udp_bind;
+    }
+    if !args.dht_bind.is_empty() {
+        config.dht.bind = args.dht_bind;
     }
     if !args.admin_bind.is_empty() {
         config.admin.bind = args.admin_bind;

@@ -97,8 +97,11 @@ struct Served {
 impl Served {
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
+        // The DHT stays on loopback and never contacts the public routers.
         cmd.arg("serve")
+            .args(["--dht-bind", "127.0.0.1:0"])
             .args(args)
+            .env("SWARMD__DHT__BOOTSTRAP_NODES", "[]")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -273,9 +276,12 @@ fn a_bad_bind_fails_with_a_clear_error() {
             &format!("127.0.0.1:{port}"),
             "--udp-bind",
             "127.0.0.1:0",
+            "--dht-bind",
+            "127.0.0.1:0",
             "--admin-bind",
             "127.0.0.1:0",
         ])
+        .env("SWARMD__DHT__BOOTSTRAP_NODES", "[]")
         .output()
         .unwrap();
     assert!(!out.status.success());

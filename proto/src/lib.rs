@@ -2,8 +2,10 @@
 //! tracker and BEP 15/41 (later KRPC). Nothing here opens a socket or reads a clock: codecs take
 //! bytes and return typed values or typed errors.
 
+pub mod bep42;
 pub mod http;
 mod ids;
+pub mod krpc;
 pub mod path;
 pub mod udp;
 

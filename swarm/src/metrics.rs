@@ -33,6 +33,8 @@ pub struct Metrics {
     bytes_received: IntCounterVec,
     bytes_sent: IntCounterVec,
     dropped_packets: IntCounterVec,
+    dht_nodes: IntGaugeVec,
+    dht_queries_sent: IntCounterVec,
 }
 
 impl Metrics {
@@ -98,6 +100,22 @@ impl Metrics {
             ),
             &["protocol", "reason"],
         )?;
+        let dht_nodes = IntGaugeVec::new(
+            Opts::new(
+                "swarmd_dht_nodes",
+                "Nodes in the DHT node's tables, by table (routing: the Kademlia routing table; \
+                 verified: the bootstrap-mode table) and IP version.",
+            ),
+            &["table", "ip_version"],
+        )?;
+        let dht_queries_sent = IntCounterVec::new(
+            Opts::new(
+                "swarmd_dht_queries_sent_total",
+                "Queries the DHT node sent, by method and result (answered, error, timeout, \
+                 unsent: no room for another outstanding query).",
+            ),
+            &["method", "result"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "swarmd_build_info",
@@ -118,6 +136,8 @@ impl Metrics {
         registry.register(Box::new(bytes_received.clone()))?;
         registry.register(Box::new(bytes_sent.clone()))?;
         registry.register(Box::new(dropped_packets.clone()))?;
+        registry.register(Box::new(dht_nodes.clone()))?;
+        registry.register(Box::new(dht_queries_sent.clone()))?;
         registry.register(Box::new(build_info))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -135,6 +155,8 @@ impl Metrics {
             bytes_received,
             bytes_sent,
             dropped_packets,
+            dht_nodes,
+            dht_queries_sent,
         })
     }
 
@@ -178,6 +200,18 @@ impl Metrics {
     pub fn dropped_packets(&self, protocol: Protocol, reason: &str) -> IntCounter {
         self.dropped_packets
             .with_label_values(&[protocol.as_str(), reason])
+    }
+
+    /// Gauge of nodes in one of the DHT node's tables (`table` = `routing` or `verified`,
+    /// `ip_version` = `4` or `6`); resolve once and keep it.
+    pub fn dht_nodes(&self, table: &str, ip_version: &str) -> IntGauge {
+        self.dht_nodes.with_label_values(&[table, ip_version])
+    }
+
+    /// Counter of queries the DHT node sent with `method` that ended with `result`
+    /// (`answered`, `error`, `timeout`, `unsent`); resolve once and keep it.
+    pub fn dht_queries_sent(&self, method: &str, result: &str) -> IntCounter {
+        self.dht_queries_sent.with_label_values(&[method, result])
     }
 
     /// Records what one expiry sweep removed.

@@ -22,6 +22,10 @@ pub fn test_config() -> Config {
     c.http.bind = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
     c.udp.bind = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
     c.udp.workers = 2;
+    // Never the public routers: tests stay on loopback.
+    c.dht.bind = vec!["127.0.0.1:0".parse().unwrap()];
+    c.dht.bootstrap_nodes = Vec::new();
+    c.dht.rate_limit_per_sec = 0;
     c.admin.bind = vec!["127.0.0.1:0".parse().unwrap()];
     c.registry.sweep_interval_ms = 20;
     c.registry.shards = 16;
@@ -37,17 +41,33 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
+        Self::start_with_policy(config, Arc::new(OpenPolicy)).await
+    }
+
+    pub async fn start_with_policy(
+        config: Config,
+        policy: Arc<dyn swarmd_swarm::access::AccessPolicy>,
+    ) -> Self {
         let clock = Arc::new(ManualClock::new(1_000));
         let running = swarmd::start(
             config,
             Options {
                 clock: clock.clone(),
-                policy: Arc::new(OpenPolicy),
+                policy,
             },
         )
         .await
         .expect("server starts");
         Self { running, clock }
+    }
+
+    pub fn dht_v4(&self) -> SocketAddr {
+        *self
+            .running
+            .dht_addrs()
+            .iter()
+            .find(|a| a.is_ipv4())
+            .expect("an IPv4 DHT socket")
     }
 
     pub fn http_v4(&self) -> SocketAddr {

@@ -145,3 +145,74 @@ async fn swarm_through(scheme: Scheme) {
     server.running.stop().await;
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// Two libtorrent sessions whose only DHT contact is our node: A announces an info hash (by
+/// adding a magnet link), B looks it up with `dht_get_peers` and must find A, and also a peer
+/// that announced only to our HTTP tracker: one registry behind every protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_finds_peers_through_our_dht_node() {
+    if let Err(e) = libtorrent_available() {
+        panic!("python3-libtorrent is required for this test (scripts/install-deps.sh installs it): {e}");
+    }
+    let server = TestServer::start(test_config()).await;
+    let node = server.dht_v4();
+    let ih = [0x6c; 20];
+    let hex: String = ih.iter().map(|b| format!("{b:02x}")).collect();
+    // A peer known only to the HTTP tracker.
+    let r = get(server.http_v4(), &announce_url(ih, [9; 20], 6001, 10, "")).await;
+    assert_eq!(failure(&r), None);
+
+    let work = std::env::temp_dir().join(format!("swarmd-lt-dht-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/libtorrent_dht.py"
+    );
+    let out = tokio::task::spawn_blocking({
+        let work = work.clone();
+        move || {
+            Command::new(PYTHON)
+                .arg(script)
+                .arg(node.to_string())
+                .arg(&hex)
+                .arg(&work)
+                .arg("60")
+                .arg("6001")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| {
+            panic!("no report from the script ({e}); stdout:\n{stdout}\nstderr:\n{stderr}")
+        });
+    assert!(
+        out.status.success(),
+        "libtorrent B did not find the peers: {report:#}\nstderr:\n{stderr}"
+    );
+    assert_eq!(report["found_a"], true, "{report:#}");
+    assert_eq!(
+        report["found_expected"],
+        serde_json::json!([6001]),
+        "{report:#}"
+    );
+
+    // A's announce went into the shared registry.
+    let a_port = report["a_port"].as_u64().unwrap();
+    let mut out = swarmd_swarm::SelectedPeers::default();
+    server
+        .running
+        .registry()
+        .sample(&InfoHash(ih), false, 50, &mut out)
+        .expect("the swarm exists");
+    assert!(
+        out.addrs().any(|a| u64::from(a.port()) == a_port),
+        "A's announce_peer is in the registry: {report:#}"
+    );
+    server.running.stop().await;
+    let _ = std::fs::remove_dir_all(&work);
+}

@@ -315,7 +315,10 @@ fn sample_reads_without_announcing() {
     let mut out = SelectedPeers::default();
     assert_eq!(r.sample(&ih, false, 10, &mut out), None);
     assert!(out.is_empty());
-    for (i, addr) in ["10.0.0.1:1", "10.0.0.2:2", "[2001:db8::1]:3"].iter().enumerate() {
+    for (i, addr) in ["10.0.0.1:1", "10.0.0.2:2", "[2001:db8::1]:3"]
+        .iter()
+        .enumerate()
+    {
         let req = Announce {
             info_hash: ih,
             peer_id: PeerId([i as u8; 20]),
@@ -330,7 +333,10 @@ fn sample_reads_without_announcing() {
     assert_eq!((stats.complete, stats.incomplete), (1, 2));
     let mut got: Vec<SocketAddr> = out.addrs().collect();
     got.sort();
-    assert_eq!(got, vec!["10.0.0.1:1".parse().unwrap(), "10.0.0.2:2".parse().unwrap()]);
+    assert_eq!(
+        got,
+        vec!["10.0.0.1:1".parse().unwrap(), "10.0.0.2:2".parse().unwrap()]
+    );
     r.sample(&ih, true, 10, &mut out).unwrap();
     assert_eq!(out.compact.len(), 18);
     r.sample(&ih, false, 1, &mut out).unwrap();
