@@ -413,8 +413,13 @@ impl DhtNode {
             seeds.push(n);
         }
         let own = self.id;
+        let keep = crate::lookup::MAX_CANDIDATES;
+        if seeds.len() > keep {
+            seeds.select_nth_unstable_by_key(keep, |a| own.distance(&a.id));
+            seeds.truncate(keep);
+        }
         seeds.sort_by_key(|a| own.distance(&a.id));
-        seeds.truncate(crate::lookup::MAX_CANDIDATES);
+        seeds.shrink_to_fit();
         self.boot.saved = seeds;
         self.boot.next_try = now;
     }

@@ -1,5 +1,5 @@
 //! Sans-IO protocol code for swarmd: identifiers, peer addresses, and the codecs of the HTTP
-//! tracker and BEP 15/41 (later KRPC). Nothing here opens a socket or reads a clock: codecs take
+//! tracker, BEP 15/41, and KRPC (BEP 5, 32, 42, 43, 51). Nothing here opens a socket or reads a clock: codecs take
 //! bytes and return typed values or typed errors.
 
 pub mod bep42;
