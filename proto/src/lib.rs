@@ -1,6 +1,6 @@
 //! Sans-IO protocol code for swarmd: identifiers, peer addresses, and the codecs of the HTTP
-//! tracker, BEP 15/41, and KRPC (BEP 5, 32, 42, 43, 51). Nothing here opens a socket or reads a clock: codecs take
-//! bytes and return typed values or typed errors.
+//! tracker, BEP 15/41, and KRPC (BEP 5, 32, 42, 43, 51). Nothing here opens a socket or reads a
+//! clock: codecs take bytes and return typed values or typed errors.
 
 pub mod bep42;
 pub mod http;
