@@ -14,6 +14,7 @@ use crate::metrics::{Drop, Sent, SentResult};
 use crate::node::{DhtNode, Transmit, MAX_OUTBOX};
 use crate::routing::K;
 use crate::tx::{Pending, Purpose};
+use crate::verified::Status;
 use crate::{NodeInfo, VERSION};
 
 /// Lookups in progress at most; more finish at once, empty.
@@ -34,6 +35,18 @@ pub(crate) enum Owner {
     Maintenance,
     /// Bootstrap mode's search for new nodes.
     Discovery,
+}
+
+/// Whether a node address named by the node at `from` is worth a query: a real port and a
+/// unicast address, loopback only if `from` is on loopback too (a remote node pointing us at
+/// our own machine's services is ignored).
+pub(crate) fn plausible(addr: SocketAddr, from: SocketAddr) -> bool {
+    let ip = addr.ip();
+    let bad = match ip {
+        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast() || v4.is_unspecified(),
+        IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified() || v6.to_ipv4_mapped().is_some(),
+    };
+    addr.port() != 0 && !bad && (!ip.is_loopback() || from.ip().is_loopback())
 }
 
 /// A token bucket of pings per second.
@@ -158,8 +171,8 @@ impl DhtNode {
     }
 
     /// A querier (not read-only) we may not know: refresh it, or ping it if a table would take
-    /// it.
-    pub(crate) fn heard_from(&mut self, node: NodeInfo, now: Instant) {
+    /// it. `verified` is what the verified table holds for it (bootstrap mode).
+    pub(crate) fn heard_from(&mut self, node: NodeInfo, verified: Option<Status>, now: Instant) {
         let ipv6 = node.addr.is_ipv6();
         let acceptable = self.id_acceptable(&node);
         let table = if ipv6 {
@@ -171,11 +184,7 @@ impl DhtNode {
             return;
         }
         let routing = table.wants(&node.id);
-        let verified = self
-            .verified
-            .as_ref()
-            .is_some_and(|v| !v.knows(&node.id, ipv6));
-        if routing || verified {
+        if routing || verified == Some(Status::Absent) {
             self.ping_candidate(node, now);
         }
     }
@@ -258,7 +267,7 @@ impl DhtNode {
                 id,
                 addr: SocketAddr::V6(a),
             }))
-            .filter(move |n| n.id != own);
+            .filter(move |n| n.id != own && plausible(n.addr, src));
         match p.purpose {
             Purpose::Lookup(lid) => {
                 if let Some((l, _)) = self.lookups.get_mut(&lid) {
@@ -276,11 +285,10 @@ impl DhtNode {
         }
         if self.verified.is_some() {
             for n in nodes.take(CANDIDATES_PER_REPLY) {
-                let ipv6 = n.addr.is_ipv6();
                 let new = self
                     .verified
                     .as_ref()
-                    .is_some_and(|v| !v.knows(&n.id, ipv6));
+                    .is_some_and(|v| !v.knows(&n.id, n.addr));
                 if new && n.addr.port() != 0 && self.id_acceptable(&n) {
                     self.ping_candidate(n, now);
                 }

@@ -20,7 +20,7 @@ pub struct DhtConfig {
     /// Default false: a bootstrap node sends a steady stream of verification pings and keeps
     /// up to [`DhtConfig::max_nodes`] nodes in memory, which an operator should choose to do.
     pub bootstrap_mode: bool,
-    /// Most verified nodes kept per address family in bootstrap mode (about 45 bytes each for
+    /// Most verified nodes kept per address family in bootstrap mode (about 41 bytes each for
     /// IPv4). Default 1,000,000.
     pub max_nodes: usize,
     /// File the node table is saved to on shutdown and loaded from on start (bootstrap mode:

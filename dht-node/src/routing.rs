@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use swarmd_proto::NodeId;
 
-use crate::NodeInfo;
+use crate::{Distance, NodeInfo};
 
 /// Nodes per bucket (BEP 5's `K`).
 pub const K: usize = 8;
@@ -292,8 +292,8 @@ impl RoutingTable {
         if n == 0 {
             return;
         }
-        let by_distance =
-            |a: &NodeInfo, b: &NodeInfo| target.distance(&a.id).cmp(&target.distance(&b.id));
+        let d = Distance::from(target);
+        let by_distance = |a: &NodeInfo, b: &NodeInfo| d.to(&a.id).cmp(&d.to(&b.id));
         // Groups in increasing distance, each strictly farther than the ones before: the
         // target's own bucket (its distances lack the bit where the target leaves our id), then
         // every deeper bucket together (they all have that bit), then shallower buckets one by

@@ -17,6 +17,7 @@ use swarmd_swarm::Announce;
 use crate::metrics::{Action, Drop, Outcome};
 use crate::node::{DhtNode, Scratch};
 use crate::routing::K;
+use crate::verified::Status;
 use crate::{NodeInfo, VERSION};
 
 /// Nodes per reply for a source over [`crate::DhtConfig::repeat_requester_threshold`].
@@ -78,15 +79,20 @@ impl DhtNode {
             self.tally.drop(Drop::RateLimited);
             return false;
         }
-        let known = self.is_known(&q.id, src);
+        // One look at each table for the querier: known sources get the full reply budget.
+        let verified = self.verified.as_ref().map(|v| v.status(&q.id, src));
+        let table = if src.is_ipv4() {
+            &self.table4
+        } else {
+            &self.table6
+        };
+        let known = verified == Some(Status::Here) || table.contains(&q.id, src);
         if !msg.read_only {
-            self.heard_from(
-                NodeInfo {
-                    id: q.id,
-                    addr: src,
-                },
-                now,
-            );
+            let node = NodeInfo {
+                id: q.id,
+                addr: src,
+            };
+            self.heard_from(node, verified, now);
         }
         let n = if verdict.recent > self.config.repeat_requester_threshold {
             REPEAT_NODES
@@ -163,16 +169,6 @@ impl DhtNode {
         self.scratch = s;
         self.tally.request(action, outcome);
         self.fits(out, query_len, known)
-    }
-
-    /// True if `id` at `src` answered a query of ours (it is in one of our tables there).
-    pub(crate) fn is_known(&self, id: &NodeId, src: SocketAddr) -> bool {
-        let table = if src.is_ipv4() {
-            &self.table4
-        } else {
-            &self.table6
-        };
-        table.contains(id, src) || self.verified.as_ref().is_some_and(|v| v.contains(id, src))
     }
 
     /// True if `node`'s id may enter our tables (BEP 42, when enforced; local addresses exempt).

@@ -128,6 +128,8 @@ impl DhtServer {
     ///
     /// Errors: bind errors as the OS gave them; `InvalidInput` for no address or two of one
     /// family.
+    ///
+    /// Must be called from within a tokio runtime (it spawns its tasks there).
     pub fn start(
         addrs: &[SocketAddr],
         config: DhtConfig,

@@ -1,11 +1,13 @@
 //! A compact binary trie of nodes keyed by id, for the bootstrap-mode table of millions of
-//! verified nodes: leaves of up to [`LEAF_CAP`] entries, split by the next id bit when they
-//! overflow and merged back when they empty out.
+//! verified nodes: `2^root_bits` subtries indexed directly by the id's first bits (so a lookup
+//! skips the top levels, which would each cost a cache miss), leaves of up to [`LEAF_CAP`]
+//! entries split by the next id bit when they overflow and merged back when they empty out.
 //!
-//! The `n` nodes closest to a target are found by a depth-first walk that enters the child
-//! matching the target's bit first: every node under the near child is closer than every node
-//! under the far one, so leaves are met in increasing distance and the walk stops once `n`
-//! nodes are collected. Cost: the trie's depth (about `log2(len / 10)`) plus a leaf or two,
+//! The `n` nodes closest to a target are found by a depth-first walk that visits subtries in
+//! increasing XOR distance of their prefixes (skipping empty ones 64 at a time with a bitmap)
+//! and, inside one, enters the child matching the target's bit first: every node under the near
+//! child is closer than every node under the far one, so leaves are met in increasing distance
+//! and the walk stops once `n` nodes are collected. Cost: a few levels plus a leaf or two,
 //! whatever the table's size.
 
 use std::fmt::Debug;
@@ -13,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use swarmd_proto::NodeId;
 
-use crate::NodeInfo;
+use crate::{Distance, NodeInfo};
 
 /// Most entries in one leaf before it splits.
 pub(crate) const LEAF_CAP: usize = 16;
@@ -85,9 +87,12 @@ enum Slot {
     Leaf(u32),
 }
 
-/// The trie. Slot 0 is the root.
+/// The trie. Slots `0..2^root_bits` are the subtrie roots, by id prefix.
 #[derive(Debug)]
 pub(crate) struct NodeStore<A> {
+    root_bits: u32,
+    /// One bit per subtrie: set if it holds an entry.
+    nonempty: Vec<u64>,
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     leaves: Vec<Vec<Stored<A>>>,
@@ -103,21 +108,43 @@ fn usize_of(i: u32) -> usize {
     i as usize
 }
 
-impl<A: IpBytes> Default for NodeStore<A> {
-    fn default() -> Self {
-        Self::new()
-    }
+/// Subtrie root bits for a store of up to `max` entries: about 16 entries (one leaf) per
+/// subtrie when full, so a lookup costs one or two cache misses; between 2^6 and 2^20
+/// subtries (36 bytes each).
+pub(crate) fn root_bits_for(max: usize) -> u32 {
+    (max / 16).max(1).ilog2().clamp(6, 20)
 }
 
 impl<A: IpBytes> NodeStore<A> {
-    /// An empty store.
-    pub(crate) fn new() -> Self {
+    /// An empty store with `2^root_bits` subtries (`root_bits` within 6..=20).
+    pub(crate) fn new(root_bits: u32) -> Self {
+        let root_bits = root_bits.clamp(6, 20);
+        let roots = 1usize << root_bits;
         Self {
-            slots: vec![Slot::Leaf(0)],
+            root_bits,
+            nonempty: vec![0; roots / 64],
+            slots: (0..roots as u32).map(Slot::Leaf).collect(),
             free_slots: Vec::new(),
-            leaves: vec![Vec::new()],
+            leaves: (0..roots).map(|_| Vec::new()).collect(),
             free_leaves: Vec::new(),
             len: 0,
+        }
+    }
+
+    /// The subtrie (root slot) of `id`.
+    fn root(&self, id: &[u8; 20]) -> u32 {
+        u32::from_be_bytes([id[0], id[1], id[2], id[3]]) >> (32 - self.root_bits)
+    }
+
+    /// Updates the non-empty bit of the subtrie at root slot `r`.
+    fn mark(&mut self, r: u32) {
+        let empty =
+            matches!(self.slots[usize_of(r)], Slot::Leaf(l) if self.leaves[usize_of(l)].is_empty());
+        let (w, b) = (usize_of(r / 64), r % 64);
+        if empty {
+            self.nonempty[w] &= !(1 << b);
+        } else {
+            self.nonempty[w] |= 1 << b;
         }
     }
 
@@ -128,7 +155,7 @@ impl<A: IpBytes> NodeStore<A> {
 
     /// The leaf holding (or that would hold) `id`, and its depth.
     fn leaf_of(&self, id: &[u8; 20]) -> (u32, usize) {
-        let (mut slot, mut depth) = (0u32, 0usize);
+        let (mut slot, mut depth) = (self.root(id), self.root_bits as usize);
         loop {
             match self.slots[usize_of(slot)] {
                 Slot::Inner(a, b) => {
@@ -160,7 +187,8 @@ impl<A: IpBytes> NodeStore<A> {
 
     /// Inserts `e`, or replaces the entry with its id; true if it was new.
     pub(crate) fn insert(&mut self, e: Stored<A>) -> bool {
-        let (mut slot, mut depth) = (0u32, 0usize);
+        let root = self.root(&e.id);
+        let (mut slot, mut depth) = (root, self.root_bits as usize);
         let l = loop {
             match self.slots[usize_of(slot)] {
                 Slot::Inner(a, b) => {
@@ -184,6 +212,7 @@ impl<A: IpBytes> NodeStore<A> {
         if leaf.len() > LEAF_CAP {
             self.split(slot, depth);
         }
+        self.mark(root);
         true
     }
 
@@ -241,9 +270,11 @@ impl<A: IpBytes> NodeStore<A> {
 
     /// Removes the entry with this id, merging leaves that empty out.
     pub(crate) fn remove(&mut self, id: &[u8; 20]) -> Option<Stored<A>> {
-        let r = self.remove_at(0, 0, id);
+        let root = self.root(id);
+        let r = self.remove_at(root, self.root_bits as usize, id);
         if r.is_some() {
             self.len -= 1;
+            self.mark(root);
         }
         r
     }
@@ -294,8 +325,28 @@ impl<A: IpBytes> NodeStore<A> {
         out: &mut Vec<NodeInfo>,
     ) {
         let start = out.len();
-        self.collect(0, 0, target, start + n, usable, out);
-        out.truncate(start + n);
+        let until = start + n;
+        // Subtries in increasing distance `d = r ^ t`: 64 at a time by the high bits of `d`,
+        // skipping empty groups with the bitmap.
+        let t = self.root(target);
+        let depth = self.root_bits as usize;
+        for m in 0..self.nonempty.len() as u32 {
+            let w = (t / 64) ^ m;
+            let word = self.nonempty[usize_of(w)];
+            if word == 0 {
+                continue;
+            }
+            for low in 0..64 {
+                let bit = (t % 64) ^ low;
+                if word & (1 << bit) != 0 {
+                    self.collect(w * 64 + bit, depth, target, until, usable, out);
+                    if out.len() >= until {
+                        out.truncate(until);
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     fn collect(
@@ -312,15 +363,20 @@ impl<A: IpBytes> NodeStore<A> {
         }
         match self.slots[usize_of(slot)] {
             Slot::Leaf(l) => {
-                let start = out.len();
-                out.extend(
-                    self.leaves[usize_of(l)]
-                        .iter()
-                        .filter(|e| usable(e))
-                        .map(Stored::info),
-                );
-                let t = NodeId(*target);
-                out[start..].sort_unstable_by_key(|x| t.distance(&x.id));
+                // Distances computed once per entry, sorted on the stack.
+                let leaf = &self.leaves[usize_of(l)];
+                let d = Distance::from(&NodeId(*target));
+                let mut keys = [((0u128, 0u32), 0u8); LEAF_CAP + 1];
+                let mut n = 0;
+                for (i, e) in leaf.iter().enumerate().take(LEAF_CAP + 1) {
+                    if usable(e) {
+                        keys[n] = (d.to(&NodeId(e.id)), i as u8);
+                        n += 1;
+                    }
+                }
+                let keys = &mut keys[..n];
+                keys.sort_unstable_by_key(|k| k.0);
+                out.extend(keys.iter().map(|k| leaf[usize::from(k.1)].info()));
             }
             Slot::Inner(a, b) => {
                 let (near, far) = if bit(target, depth) { (b, a) } else { (a, b) };
@@ -366,7 +422,15 @@ impl<A: IpBytes> NodeStore<A> {
     #[cfg(test)]
     pub(crate) fn check(&self) {
         let mut count = 0;
-        self.check_at(0, &mut Vec::new(), &mut count);
+        for r in 0..(1u32 << self.root_bits) {
+            let before = count;
+            let path = (0..self.root_bits)
+                .map(|i| r & (1 << (self.root_bits - 1 - i)) != 0)
+                .collect();
+            self.check_at(r, &mut { path }, &mut count);
+            let set = self.nonempty[usize_of(r / 64)] & (1 << (r % 64)) != 0;
+            assert_eq!(set, count > before, "non-empty bit of subtrie {r}");
+        }
         assert_eq!(count, self.len);
     }
 

@@ -19,13 +19,24 @@ use std::time::{Duration, Instant};
 
 use swarmd_proto::NodeId;
 
-use crate::store::{IpBytes, NodeStore, Stored};
+use crate::store::{root_bits_for, IpBytes, NodeStore, Stored};
 use crate::NodeInfo;
 
 /// Most suspect ids remembered for eviction.
 const MAX_SUSPECTS: usize = 4096;
 /// Leaves visited per [`VerifiedTable::due`] call, at most.
 const LEAVES_PER_SWEEP: usize = 256;
+
+/// What the table knows of a node (see [`VerifiedTable::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Not stored.
+    Absent,
+    /// Stored, at another address or suspect.
+    Elsewhere,
+    /// Stored at this address and live.
+    Here,
+}
 
 /// What [`VerifiedTable::admit`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +58,9 @@ struct Family<A> {
 }
 
 impl<A: IpBytes> Family<A> {
-    fn new() -> Self {
+    fn new(max: usize) -> Self {
         Self {
-            store: NodeStore::new(),
+            store: NodeStore::new(root_bits_for(max)),
             suspects: VecDeque::new(),
             cursor: [0; 20],
         }
@@ -71,8 +82,8 @@ impl VerifiedTable {
     /// `reverify_after`.
     pub(crate) fn new(max_nodes: usize, reverify_after: Duration, epoch: Instant) -> Self {
         Self {
-            v4: Family::new(),
-            v6: Family::new(),
+            v4: Family::new(max_nodes),
+            v6: Family::new(max_nodes),
             max_nodes: max_nodes.max(1),
             reverify_after: u32::try_from(reverify_after.as_secs()).unwrap_or(u32::MAX),
             epoch,
@@ -98,26 +109,32 @@ impl VerifiedTable {
         }
     }
 
-    /// True if `id` is stored at `addr` and not suspect.
-    pub(crate) fn contains(&self, id: &NodeId, addr: SocketAddr) -> bool {
-        let ok = |e: Option<&Stored<_>>| e.is_some_and(|e| e.addr_is(addr) && e.fails == 0);
+    /// What the table holds for `id` in `addr`'s family: nothing, the node elsewhere (or
+    /// suspect), or the node at `addr` and live.
+    pub(crate) fn status(&self, id: &NodeId, addr: SocketAddr) -> Status {
+        fn of<A: IpBytes>(e: Option<&Stored<A>>, addr: SocketAddr) -> Status {
+            match e {
+                None => Status::Absent,
+                Some(e) if e.addr_is(addr) && e.fails == 0 => Status::Here,
+                Some(_) => Status::Elsewhere,
+            }
+        }
         if addr.is_ipv4() {
-            ok(self.v4.store.get(&id.0))
+            of(self.v4.store.get(&id.0), addr)
         } else {
-            self.v6
-                .store
-                .get(&id.0)
-                .is_some_and(|e| e.addr_is(addr) && e.fails == 0)
+            of(self.v6.store.get(&id.0), addr)
         }
     }
 
+    /// True if `id` is stored at `addr` and not suspect.
+    #[cfg(test)]
+    pub(crate) fn contains(&self, id: &NodeId, addr: SocketAddr) -> bool {
+        self.status(id, addr) == Status::Here
+    }
+
     /// True if the table holds this id in `addr`'s family (whatever its address).
-    pub(crate) fn knows(&self, id: &NodeId, ipv6: bool) -> bool {
-        if ipv6 {
-            self.v6.store.get(&id.0).is_some()
-        } else {
-            self.v4.store.get(&id.0).is_some()
-        }
+    pub(crate) fn knows(&self, id: &NodeId, addr: SocketAddr) -> bool {
+        self.status(id, addr) != Status::Absent
     }
 
     /// Appends to `out` the `n` non-suspect nodes of one family closest to `target`.

@@ -25,7 +25,12 @@ use swarmd_swarm::metrics::Metrics;
 use swarmd_swarm::{Announce, Registry, RegistryConfig, SelectedPeers};
 use tokio_util::sync::CancellationToken;
 
-const TABLE: u32 = 1_000_000;
+fn table_size() -> u32 {
+    std::env::var("SWARMD_DHT_PERF_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
 const HASHES: u32 = 10_000;
 
 fn hash(i: u32) -> InfoHash {
@@ -59,9 +64,10 @@ fn deps() -> DhtDeps {
 fn config() -> DhtConfig {
     DhtConfig {
         bootstrap_mode: true,
-        max_nodes: TABLE as usize,
+        max_nodes: table_size() as usize,
         bootstrap_nodes: Vec::new(),
         rate_limit_per_sec: 0,
+        repeat_requester_threshold: u32::MAX,
         node_id: Some(NodeId([0x77; 20])),
         ..DhtConfig::default()
     }
@@ -70,7 +76,7 @@ fn config() -> DhtConfig {
 fn table() -> Snapshot {
     Snapshot {
         own_id: NodeId([0x77; 20]),
-        nodes: (0..TABLE)
+        nodes: (0..table_size())
             .map(|i| NodeInfo {
                 id: NodeId(rand::random()),
                 addr: SocketAddr::from(((0x0a00_0000 + i).to_be_bytes(), 6881)),
@@ -86,18 +92,39 @@ fn queries() -> Vec<(Vec<u8>, &'static str)> {
             let id = NodeId(rand::random());
             let (method, kind) = match i % 10 {
                 0 | 1 => (Method::Ping, "ping"),
-                2..=5 => (Method::FindNode { target: NodeId(rand::random()) }, "find_node"),
+                2..=5 => (
+                    Method::FindNode {
+                        target: NodeId(rand::random()),
+                    },
+                    "find_node",
+                ),
                 6 | 7 => (
-                    Method::GetPeers { info_hash: hash(i % HASHES), noseed: false, scrape: false },
+                    Method::GetPeers {
+                        info_hash: hash(i % HASHES),
+                        noseed: false,
+                        scrape: false,
+                    },
                     "get_peers",
                 ),
                 _ => (
-                    Method::GetPeers { info_hash: InfoHash(rand::random()), noseed: false, scrape: false },
+                    Method::GetPeers {
+                        info_hash: InfoHash(rand::random()),
+                        noseed: false,
+                        scrape: false,
+                    },
                     "get_peers",
                 ),
             };
             let mut p = Vec::new();
-            write_query(&mut p, &(i as u16).to_be_bytes(), id, &method, Want::default(), false, Some(b"LT\x02\x08"));
+            write_query(
+                &mut p,
+                &(i as u16).to_be_bytes(),
+                id,
+                &method,
+                Want::default(),
+                false,
+                Some(b"LT\x02\x08"),
+            );
             (p, kind)
         })
         .collect()
@@ -109,10 +136,15 @@ fn perf_core() {
     let t0 = Instant::now();
     let mut node = DhtNode::new(config(), deps(), t0);
     node.restore(table(), t0);
-    println!("table of {} verified nodes loaded in {:.2?}", node.stats().verified_v4, t0.elapsed());
+    println!(
+        "table of {} verified nodes loaded in {:.2?}",
+        node.stats().verified_v4,
+        t0.elapsed()
+    );
     let packets = queries();
-    let sources: Vec<SocketAddr> =
-        (0..1024u16).map(|p| SocketAddr::from(([127, 0, 0, 2], 20_000 + p))).collect();
+    let sources: Vec<SocketAddr> = (0..1024u16)
+        .map(|p| SocketAddr::from(([127, 0, 0, 2], 20_000 + p)))
+        .collect();
     let mut out = Vec::with_capacity(1500);
     for kind in ["ping", "find_node", "get_peers", "mix"] {
         let picked: Vec<&Vec<u8>> = packets
@@ -125,7 +157,12 @@ fn perf_core() {
         let mut bytes = 0usize;
         for k in 0..n {
             let now = t0 + Duration::from_micros(k as u64);
-            if node.handle(picked[k % picked.len()], sources[k % sources.len()], now, &mut out) {
+            if node.handle(
+                picked[k % picked.len()],
+                sources[k % sources.len()],
+                now,
+                &mut out,
+            ) {
                 bytes += out.len();
             }
             if k % 4096 == 0 {
@@ -168,20 +205,27 @@ fn thread_named(name: &str) -> String {
 #[test]
 #[ignore = "performance measurement"]
 fn perf_udp() {
-    let secs: u64 = std::env::var("SWARMD_DHT_PERF_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let secs: u64 = std::env::var("SWARMD_DHT_PERF_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let state = std::env::temp_dir().join(format!("swarmd-dht-perf-{}.bin", std::process::id()));
     swarmd_dht_node::persist::save(&state, &table()).unwrap();
     let stop = CancellationToken::new();
     let (tx, rx) = std::sync::mpsc::channel();
     let server_stop = stop.clone();
+    let server_state = state.clone();
     let server = std::thread::Builder::new()
         .name("dht-perf-node".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let addr = SocketAddr::from(([127, 0, 0, 1], 0));
                 let config = DhtConfig {
-                    state_file: Some(state.clone()),
+                    state_file: Some(server_state),
                     ..config()
                 };
                 let s = DhtServer::start(&[addr], config, deps(), server_stop).unwrap();
@@ -193,9 +237,12 @@ fn perf_udp() {
     let (target, handle) = rx.recv().unwrap();
     let tid = thread_named("dht-perf-node");
     // Wait for the node to load its 1M-node table from the state file.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while rt.block_on(handle.stats()).unwrap().1.verified_v4 < TABLE as usize {
+    while rt.block_on(handle.stats()).unwrap().1.verified_v4 < table_size() as usize {
         assert!(Instant::now() < deadline, "table not loaded");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -205,12 +252,22 @@ fn perf_udp() {
     let mut gens = Vec::new();
     for g in 0..2u8 {
         let (packets, replies, done) = (packets.clone(), replies.clone(), done.clone());
-        gens.push(std::thread::spawn(move || generate(g, target, &packets, &replies, &done)));
+        gens.push(std::thread::spawn(move || {
+            generate(g, target, &packets, &replies, &done)
+        }));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let (r0, c0, t0) = (replies.load(Ordering::Relaxed), thread_cpu(&tid), Instant::now());
+    let (r0, c0, t0) = (
+        replies.load(Ordering::Relaxed),
+        thread_cpu(&tid),
+        Instant::now(),
+    );
     std::thread::sleep(Duration::from_secs(secs));
-    let (r1, c1, wall) = (replies.load(Ordering::Relaxed), thread_cpu(&tid), t0.elapsed().as_secs_f64());
+    let (r1, c1, wall) = (
+        replies.load(Ordering::Relaxed),
+        thread_cpu(&tid),
+        t0.elapsed().as_secs_f64(),
+    );
     done.store(true, Ordering::Relaxed);
     for g in gens {
         g.join().unwrap();
@@ -220,7 +277,10 @@ fn perf_udp() {
     let _ = std::fs::remove_file(&state);
     let n = (r1 - r0) as f64;
     let tick_us = 1e6 / 100.0;
-    let (user, sys) = ((c1.0 - c0.0) as f64 * tick_us / n, (c1.1 - c0.1) as f64 * tick_us / n);
+    let (user, sys) = (
+        (c1.0 - c0.0) as f64 * tick_us / n,
+        (c1.1 - c0.1) as f64 * tick_us / n,
+    );
     println!(
         "udp: {:.0} replies/s; node thread CPU per reply: user {user:.2} us, system {sys:.2} us \
          ({:.0}% of a core) => about {:.0} replies per node CPU-second",
@@ -231,7 +291,13 @@ fn perf_udp() {
 }
 
 /// One generator thread: 32 non-blocking sockets on 127.0.0.(10 + g), 16 queries in flight each.
-fn generate(g: u8, target: SocketAddr, packets: &[(Vec<u8>, &str)], replies: &AtomicU64, done: &AtomicBool) {
+fn generate(
+    g: u8,
+    target: SocketAddr,
+    packets: &[(Vec<u8>, &str)],
+    replies: &AtomicU64,
+    done: &AtomicBool,
+) {
     const SOCKETS: usize = 32;
     const WINDOW: usize = 16;
     let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + g));

@@ -316,3 +316,28 @@ fn a_configured_id_is_kept_and_a_saved_one_adopted() {
     fx.node.tick(fx.t0);
     assert!(!fx.sent().is_empty());
 }
+
+#[test]
+fn implausible_node_addresses_are_never_queried() {
+    use crate::client::plausible;
+    let remote: SocketAddr = "198.51.100.1:6881".parse().unwrap();
+    let local: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+    for bad in [
+        "0.0.0.0:6881",
+        "255.255.255.255:6881",
+        "224.0.0.1:6881",
+        "1.2.3.4:0",
+        "[::]:1",
+        "[ff02::1]:1",
+        "[::ffff:1.2.3.4]:1",
+    ] {
+        assert!(!plausible(bad.parse().unwrap(), remote), "{bad}");
+    }
+    assert!(
+        !plausible(local, remote),
+        "a remote node pointing at our loopback"
+    );
+    assert!(plausible(local, local));
+    assert!(plausible("203.0.113.4:1".parse().unwrap(), remote));
+    assert!(plausible("[2001:db8::1]:1".parse().unwrap(), remote));
+}

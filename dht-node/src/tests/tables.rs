@@ -197,10 +197,11 @@ proptest! {
         ids in proptest::collection::vec(any::<[u8; 20]>(), 0..400),
         prefixed in proptest::collection::vec(any::<[u8; 3]>(), 0..100),
         remove_every in 2usize..6,
+        root_bits in 6u32..10,
         targets in proptest::collection::vec(any::<[u8; 20]>(), 1..8),
         n in 1usize..24,
     ) {
-        let mut s: NodeStore<[u8; 4]> = NodeStore::new();
+        let mut s: NodeStore<[u8; 4]> = NodeStore::new(root_bits);
         let mut all = Vec::new();
         let clustered = prefixed.iter().map(|p| {
             let mut id = [0x42; 20];
@@ -234,7 +235,7 @@ proptest! {
 
 #[test]
 fn trie_sweeps_every_leaf_in_order() {
-    let mut s: NodeStore<[u8; 4]> = NodeStore::new();
+    let mut s: NodeStore<[u8; 4]> = NodeStore::new(8);
     for i in 0..5000u32 {
         let mut id: [u8; 20] = rand::random();
         id[19] = i as u8;
@@ -287,11 +288,11 @@ fn verified_table_evicts_suspects_then_stale_nodes_and_refuses_otherwise() {
     v.failed(nodes[2]);
     assert!(!v.contains(&nodes[2].id, nodes[2].addr));
     assert_eq!(v.admit(newcomer, t0), Admitted::Added);
-    assert!(!v.knows(&nodes[2].id, false));
+    assert!(!v.knows(&nodes[2].id, nodes[2].addr));
     // Two misses remove a node.
     v.failed(nodes[1]);
     v.failed(nodes[1]);
-    assert!(!v.knows(&nodes[1].id, false));
+    assert!(!v.knows(&nodes[1].id, nodes[1].addr));
     // Stale nodes are due for re-verification and may give way.
     let later = t0 + hour + Duration::from_secs(1);
     let mut due = Vec::new();
