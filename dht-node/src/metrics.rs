@@ -104,6 +104,8 @@ pub(crate) struct DhtMetrics {
     sent: [[IntCounter; SENT_RESULTS.len()]; SENT.len()],
     bytes_in: IntCounter,
     bytes_out: IntCounter,
+    packets_in: IntCounter,
+    packets_out: IntCounter,
     /// routing v4, routing v6, verified v4, verified v6.
     pub(crate) nodes: [IntGauge; 4],
 }
@@ -123,6 +125,8 @@ impl DhtMetrics {
             sent: SENT.map(|s| SENT_RESULTS.map(|r| m.dht_queries_sent(s, r))),
             bytes_in: m.bytes_received(p),
             bytes_out: m.bytes_sent(p),
+            packets_in: m.packets_received(p),
+            packets_out: m.packets_sent(p),
             nodes: [
                 m.dht_nodes("routing", "4"),
                 m.dht_nodes("routing", "6"),
@@ -141,6 +145,8 @@ pub(crate) struct Tally {
     sent: [[u64; SENT_RESULTS.len()]; SENT.len()],
     bytes_in: u64,
     bytes_out: u64,
+    packets_in: u64,
+    packets_out: u64,
 }
 
 impl Tally {
@@ -158,10 +164,12 @@ impl Tally {
 
     pub(crate) fn received(&mut self, bytes: usize) {
         self.bytes_in += bytes as u64;
+        self.packets_in += 1;
     }
 
     pub(crate) fn transmitted(&mut self, bytes: usize) {
         self.bytes_out += bytes as u64;
+        self.packets_out += 1;
     }
 
     /// Requests counted with this action and outcome since the last flush (tests).
@@ -196,6 +204,8 @@ impl Tally {
             .for_each(|(n, c)| add(n, c));
         add(&mut self.bytes_in, &m.bytes_in);
         add(&mut self.bytes_out, &m.bytes_out);
+        add(&mut self.packets_in, &m.packets_in);
+        add(&mut self.packets_out, &m.packets_out);
     }
 }
 

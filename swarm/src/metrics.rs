@@ -32,6 +32,8 @@ pub struct Metrics {
     expired_torrents: IntCounter,
     bytes_received: IntCounterVec,
     bytes_sent: IntCounterVec,
+    packets_received: IntCounterVec,
+    packets_sent: IntCounterVec,
     dropped_packets: IntCounterVec,
     dht_nodes: IntGaugeVec,
     dht_queries_sent: IntCounterVec,
@@ -92,6 +94,20 @@ impl Metrics {
             ),
             &["protocol"],
         )?;
+        let packets_received = IntCounterVec::new(
+            Opts::new(
+                "swarmd_packets_received_total",
+                "UDP datagrams received, by protocol.",
+            ),
+            &["protocol"],
+        )?;
+        let packets_sent = IntCounterVec::new(
+            Opts::new(
+                "swarmd_packets_sent_total",
+                "UDP datagrams sent, by protocol.",
+            ),
+            &["protocol"],
+        )?;
         let dropped_packets = IntCounterVec::new(
             Opts::new(
                 "swarmd_dropped_packets_total",
@@ -135,6 +151,8 @@ impl Metrics {
         registry.register(Box::new(expired_torrents.clone()))?;
         registry.register(Box::new(bytes_received.clone()))?;
         registry.register(Box::new(bytes_sent.clone()))?;
+        registry.register(Box::new(packets_received.clone()))?;
+        registry.register(Box::new(packets_sent.clone()))?;
         registry.register(Box::new(dropped_packets.clone()))?;
         registry.register(Box::new(dht_nodes.clone()))?;
         registry.register(Box::new(dht_queries_sent.clone()))?;
@@ -154,6 +172,8 @@ impl Metrics {
             expired_torrents,
             bytes_received,
             bytes_sent,
+            packets_received,
+            packets_sent,
             dropped_packets,
             dht_nodes,
             dht_queries_sent,
@@ -193,6 +213,17 @@ impl Metrics {
     /// Counter of payload bytes sent by a datagram protocol; resolve once and keep it.
     pub fn bytes_sent(&self, protocol: Protocol) -> IntCounter {
         self.bytes_sent.with_label_values(&[protocol.as_str()])
+    }
+
+    /// Counter of datagrams received for a datagram protocol.
+    pub fn packets_received(&self, protocol: Protocol) -> IntCounter {
+        self.packets_received
+            .with_label_values(&[protocol.as_str()])
+    }
+
+    /// Counter of datagrams sent for a datagram protocol.
+    pub fn packets_sent(&self, protocol: Protocol) -> IntCounter {
+        self.packets_sent.with_label_values(&[protocol.as_str()])
     }
 
     /// Counter of datagrams dropped for `reason` (left unanswered, or a reply that could not be

@@ -83,6 +83,8 @@ pub(crate) struct UdpMetrics {
     dropped: [IntCounter; DROPS.len()],
     bytes_in: IntCounter,
     bytes_out: IntCounter,
+    packets_in: IntCounter,
+    packets_out: IntCounter,
 }
 
 impl UdpMetrics {
@@ -99,6 +101,8 @@ impl UdpMetrics {
             dropped: DROPS.map(|r| m.dropped_packets(p, r)),
             bytes_in: m.bytes_received(p),
             bytes_out: m.bytes_sent(p),
+            packets_in: m.packets_received(p),
+            packets_out: m.packets_sent(p),
         }
     }
 
@@ -122,6 +126,8 @@ pub(crate) struct Tally {
     dropped: [u64; DROPS.len()],
     bytes_in: u64,
     bytes_out: u64,
+    packets_in: u64,
+    packets_out: u64,
     /// Requests seen, for sampling latencies.
     seq: u32,
 }
@@ -137,10 +143,12 @@ impl Tally {
 
     pub(crate) fn received(&mut self, bytes: usize) {
         self.bytes_in += bytes as u64;
+        self.packets_in += 1;
     }
 
     pub(crate) fn sent(&mut self, bytes: usize) {
         self.bytes_out += bytes as u64;
+        self.packets_out += 1;
     }
 
     /// A tally whose next request is not timed (for measurements).
@@ -177,6 +185,14 @@ impl Tally {
         add(
             std::slice::from_mut(&mut self.bytes_out),
             std::slice::from_ref(&m.bytes_out),
+        );
+        add(
+            std::slice::from_mut(&mut self.packets_in),
+            std::slice::from_ref(&m.packets_in),
+        );
+        add(
+            std::slice::from_mut(&mut self.packets_out),
+            std::slice::from_ref(&m.packets_out),
         );
     }
 }
