@@ -269,6 +269,8 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
         udp_addrs: udp_addrs.clone(),
         dht_addrs: dht_addrs.clone(),
     });
+    // Every listener is bound and every service started: ready before /readyz can be asked.
+    ready.store(true, Ordering::Relaxed);
     for (listener, addr) in admin_listeners.into_iter().zip(&admin_addrs) {
         tracing::info!(addr = %addr, "admin listening (/metrics, /healthz, /readyz, /stats)");
         tasks.spawn(admin::serve(
@@ -287,7 +289,6 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
         shutdown.clone(),
     ));
 
-    ready.store(true, Ordering::Relaxed);
     Ok(Running {
         http_addrs,
         udp_addrs,

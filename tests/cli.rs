@@ -213,7 +213,11 @@ fn serve_on_port_zero_answers_and_exits_cleanly_on_sigterm() {
     let r = block_get(http, &announce_url([5; 20], [6; 20], 6881, 0, ""));
     assert_eq!(failure(&r), None);
     assert_eq!(int(&r.bencode(), "complete"), 1);
-    assert_eq!(block_get(admin, "/readyz").status, 200);
+    let end = Instant::now() + Duration::from_secs(10);
+    while block_get(admin, "/readyz").status != 200 {
+        assert!(Instant::now() < end, "/readyz never became 200");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     s.signal("TERM");
     let status = s.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "{status:?}");

@@ -251,21 +251,24 @@ async fn udp_metrics_are_exported() {
         .await;
     let (_, p) = u.announce_packet(id ^ 0xff, &UdpAnnounce::new(IH, pid(1), 7001, 1));
     assert_eq!(u.exchange(&p, SILENCE).await, None);
-    let text = get(s.admin(), "/metrics").await.text();
-    for line in [
+    // Workers publish their counts when idle (within about 100 ms): poll with a deadline.
+    let wanted = [
         "swarmd_requests_total{action=\"connect\",protocol=\"udp\",result=\"ok\"} 1",
         "swarmd_requests_total{action=\"announce\",protocol=\"udp\",result=\"ok\"} 1",
         "swarmd_requests_total{action=\"announce\",protocol=\"udp\",result=\"bad_connection_id\"} 1",
-    ] {
-        assert!(text.contains(line), "metrics lack {line:?}:\n{text}");
-    }
-    assert!(
-        text.contains("swarmd_bytes_received_total{protocol=\"udp\"}"),
-        "{text}"
-    );
-    assert!(
-        text.contains("swarmd_bytes_sent_total{protocol=\"udp\"}"),
-        "{text}"
-    );
+        // connect + announce + the forged announce in; connect + announce replies out.
+        "swarmd_packets_received_total{protocol=\"udp\"} 3",
+        "swarmd_packets_sent_total{protocol=\"udp\"} 2",
+        "swarmd_bytes_received_total{protocol=\"udp\"}",
+        "swarmd_bytes_sent_total{protocol=\"udp\"}",
+    ];
+    let admin = s.admin();
+    let complete = wait_until(Duration::from_secs(10), || async move {
+        let text = get(admin, "/metrics").await.text();
+        wanted.iter().all(|l| text.contains(l))
+    })
+    .await;
+    let text = get(admin, "/metrics").await.text();
+    assert!(complete, "metrics lack some of {wanted:?}:\n{text}");
     s.running.stop().await;
 }
