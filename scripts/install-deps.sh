@@ -3,10 +3,12 @@
 #   python3-libtorrent  real BitTorrent client for interop tests (run with /usr/bin/python3)
 #   prometheus          for `promtool check metrics` on a live /metrics scrape
 #   curl                for scripts/check-metrics.sh
+#   mktorrent           metainfo interop (tests/interop/metainfo.rs)
+#   transmission-cli    transmission-create/-show for the same test
 # Idempotent: does nothing when everything is present. Needs root (or sudo).
 set -euo pipefail
 
-packages=(python3-libtorrent prometheus curl)
+packages=(python3-libtorrent prometheus curl mktorrent transmission-cli)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

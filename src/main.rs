@@ -26,6 +26,57 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Create and inspect .torrent files and magnet links.
+    Torrent {
+        #[command(subcommand)]
+        action: TorrentAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TorrentAction {
+    /// Create a .torrent from a file or a folder (files sorted by path; empty and hidden files
+    /// included).
+    Create(CreateArgs),
+    /// Print a .torrent's name, info hash, files, sizes, pieces, trackers and flags.
+    Show {
+        /// The .torrent file.
+        file: PathBuf,
+    },
+    /// Print a .torrent's magnet link (BEP 9).
+    Magnet {
+        /// The .torrent file.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct CreateArgs {
+    /// The file or folder to share.
+    path: PathBuf,
+    /// Tracker URL; repeat for several. Each -t is its own tier (as mktorrent does with several
+    /// -a); give several URLs in one -t separated by commas to make them one tier.
+    #[arg(short = 't', long = "tracker", value_name = "URL")]
+    trackers: Vec<String>,
+    /// Set the private flag (BEP 27): peers from the trackers only.
+    #[arg(long)]
+    private: bool,
+    /// Bytes per piece, a power of two from 16384 to 2^30 (default: automatic, 1000-2000 pieces,
+    /// 16 KiB to 16 MiB).
+    #[arg(long = "piece-length", value_name = "BYTES")]
+    piece_length: Option<u32>,
+    /// Comment stored in the torrent.
+    #[arg(long)]
+    comment: Option<String>,
+    /// Source tag stored in the info dictionary (changes the info hash).
+    #[arg(long)]
+    source: Option<String>,
+    /// Omit the creation date (then the output depends only on the input and the options).
+    #[arg(long = "no-date")]
+    no_date: bool,
+    /// Where to write the .torrent.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -76,6 +127,7 @@ fn main() -> ExitCode {
         } => Config::load(Some(&file), std::env::vars())
             .map(|_| println!("{}: ok", file.display()))
             .map_err(anyhow::Error::from),
+        Command::Torrent { action } => torrent::run(action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,4 +202,123 @@ async fn shutdown_signal() {
         eprintln!("swarmd: second signal, exiting now");
         std::process::exit(1);
     });
+}
+
+mod torrent {
+    //! `swarmd torrent`: create, show and magnet.
+
+    use std::io::{IsTerminal as _, Write as _};
+    use std::path::Path;
+
+    use anyhow::Context as _;
+    use swarmd_client_core::{CreateOptions, Metainfo};
+
+    use super::{CreateArgs, TorrentAction};
+
+    pub(super) fn run(action: TorrentAction) -> anyhow::Result<()> {
+        match action {
+            TorrentAction::Create(args) => create(args),
+            TorrentAction::Show { file } => {
+                let m = load(&file)?;
+                print!("{}", show(&m));
+                Ok(())
+            }
+            TorrentAction::Magnet { file } => {
+                println!("{}", load(&file)?.magnet());
+                Ok(())
+            }
+        }
+    }
+
+    fn load(file: &Path) -> anyhow::Result<Metainfo> {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        Metainfo::from_bytes(&bytes).with_context(|| format!("{}: invalid torrent", file.display()))
+    }
+
+    fn create(args: CreateArgs) -> anyhow::Result<()> {
+        let creation_date = if args.no_date {
+            None
+        } else {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+            Some(i64::try_from(now.as_secs())?)
+        };
+        let opts = CreateOptions {
+            trackers: args
+                .trackers
+                .iter()
+                .map(|t| {
+                    t.split(',')
+                        .filter(|u| !u.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .filter(|t: &Vec<String>| !t.is_empty())
+                .collect(),
+            private: args.private,
+            piece_length: args.piece_length,
+            comment: args.comment,
+            source: args.source,
+            creation_date,
+            created_by: Some(concat!("swarmd/", env!("CARGO_PKG_VERSION")).to_owned()),
+        };
+        let tty = std::io::stderr().is_terminal();
+        let start = std::time::Instant::now();
+        let last = std::cell::Cell::new(start);
+        let bytes = swarmd_client_core::metainfo::create(&args.path, &opts, |done| {
+            let now = std::time::Instant::now();
+            if tty && now.duration_since(last.get()).as_millis() >= 100 {
+                last.set(now);
+                let secs = now.duration_since(start).as_secs_f64().max(1e-3);
+                eprint!(
+                    "\rhashing: {} MiB ({:.0} MiB/s)   ",
+                    done >> 20,
+                    done as f64 / secs / 1048576.0
+                );
+                let _ = std::io::stderr().flush();
+            }
+        })?;
+        if tty {
+            eprintln!();
+        }
+        std::fs::write(&args.output, &bytes)
+            .with_context(|| format!("cannot write {}", args.output.display()))?;
+        let m = Metainfo::from_bytes(&bytes).context("created torrent does not parse")?;
+        println!("{}", m.info_hash());
+        Ok(())
+    }
+
+    fn show(m: &Metainfo) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "name: {}", m.name());
+        let _ = writeln!(s, "info hash: {}", m.info_hash());
+        let _ = writeln!(s, "total size: {}", m.total_length());
+        let _ = writeln!(s, "piece length: {}", m.piece_length());
+        let _ = writeln!(s, "piece count: {}", m.piece_count());
+        let _ = writeln!(s, "private: {}", if m.private() { "yes" } else { "no" });
+        for (i, tier) in m.trackers().iter().enumerate() {
+            let _ = writeln!(s, "tracker tier {i}: {}", tier.join(" "));
+        }
+        for url in m.url_list() {
+            let _ = writeln!(s, "web seed: {url}");
+        }
+        if let Some(c) = m.comment() {
+            let _ = writeln!(s, "comment: {c}");
+        }
+        if let Some(c) = m.created_by() {
+            let _ = writeln!(s, "created by: {c}");
+        }
+        if let Some(d) = m.creation_date() {
+            let _ = writeln!(s, "creation date: {d}");
+        }
+        if let Some(src) = m.source() {
+            let _ = writeln!(s, "source: {src}");
+        }
+        let _ = writeln!(s, "files: {}", m.files().len());
+        for f in m.files() {
+            let _ = writeln!(s, "  {} {}", f.length, f.path.join("/"));
+        }
+        s
+    }
 }

@@ -1,1 +1,8 @@
-//! BitTorrent client library used by swarmd's end-to-end tests. Built in its own issues; this crate is a placeholder in the workspace layout and exports nothing yet.
+//! BitTorrent client library of swarmd: metainfo files (parse, validate, create) and BEP 9 magnet
+//! links. Tracker and DHT clients, peer wire and storage come in later issues.
+
+pub mod magnet;
+pub mod metainfo;
+
+pub use magnet::{Magnet, MagnetError};
+pub use metainfo::{CreateError, CreateOptions, FileEntry, Metainfo, MetainfoError};

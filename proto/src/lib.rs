@@ -2,6 +2,7 @@
 //! tracker, BEP 15/41, and KRPC (BEP 5, 32, 42, 43, 51). Nothing here opens a socket or reads a
 //! clock: codecs take bytes and return typed values or typed errors.
 
+pub mod bencode;
 pub mod bep42;
 pub mod http;
 mod ids;
