@@ -31,6 +31,43 @@ enum Command {
         #[command(subcommand)]
         action: TorrentAction,
     },
+    /// Announce to a tracker (http:// or udp://) and print the interval, counts and peers.
+    Announce(AnnounceArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("hash").required(true).args(["info_hash", "torrent", "magnet"])))]
+struct AnnounceArgs {
+    /// The tracker's announce URL.
+    url: String,
+    /// The info hash, 40 hex digits.
+    #[arg(long = "info-hash", value_name = "HEX")]
+    info_hash: Option<String>,
+    /// Take the info hash from this .torrent.
+    #[arg(long, value_name = "FILE")]
+    torrent: Option<PathBuf>,
+    /// Take the info hash from this magnet link.
+    #[arg(long, value_name = "URI")]
+    magnet: Option<String>,
+    /// The port to announce.
+    #[arg(long, default_value_t = 6881)]
+    port: u16,
+    /// Bytes left to download (0: announce as a seeder).
+    #[arg(long, default_value_t = 0)]
+    left: u64,
+    /// The event to send.
+    #[arg(long, value_enum)]
+    event: Option<AnnounceEvent>,
+    /// Peers wanted.
+    #[arg(long)]
+    numwant: Option<u32>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum AnnounceEvent {
+    Started,
+    Completed,
+    Stopped,
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,6 +165,7 @@ fn main() -> ExitCode {
             .map(|_| println!("{}: ok", file.display()))
             .map_err(anyhow::Error::from),
         Command::Torrent { action } => torrent::run(action),
+        Command::Announce(args) => announce::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -320,5 +358,67 @@ mod torrent {
             let _ = writeln!(s, "  {} {}", f.length, f.path.join("/"));
         }
         s
+    }
+}
+
+mod announce {
+    //! `swarmd announce`: one announce to a tracker, for operators debugging their tracker.
+
+    use anyhow::Context as _;
+    use swarmd_client_core::tracker::{
+        random_peer_id, AnnounceRequest, Event, InfoHash, TrackerClient,
+    };
+    use swarmd_client_core::{Magnet, Metainfo};
+
+    use super::{AnnounceArgs, AnnounceEvent};
+
+    pub(super) fn run(args: AnnounceArgs) -> anyhow::Result<()> {
+        let info_hash: InfoHash = if let Some(hex) = &args.info_hash {
+            hex.parse()
+                .ok()
+                .context("--info-hash wants 40 hex digits")?
+        } else if let Some(file) = &args.torrent {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            Metainfo::from_bytes(&bytes)
+                .with_context(|| format!("{}: invalid torrent", file.display()))?
+                .info_hash()
+        } else if let Some(uri) = &args.magnet {
+            Magnet::parse(uri).context("invalid magnet link")?.info_hash
+        } else {
+            anyhow::bail!("give --info-hash, --torrent or --magnet");
+        };
+        let mut req = AnnounceRequest::new(info_hash, random_peer_id(), args.port, args.left);
+        req.event = match args.event {
+            None => Event::None,
+            Some(AnnounceEvent::Started) => Event::Started,
+            Some(AnnounceEvent::Completed) => Event::Completed,
+            Some(AnnounceEvent::Stopped) => Event::Stopped,
+        };
+        req.numwant = args.numwant;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the runtime")?;
+        let client = TrackerClient::default();
+        let r = runtime
+            .block_on(client.announce(&args.url, &req))
+            .with_context(|| format!("announce to {} failed", args.url))?;
+        let count = |n: Option<u32>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        println!("info hash: {info_hash}");
+        println!("interval: {}", r.interval);
+        if let Some(m) = r.min_interval {
+            println!("min interval: {m}");
+        }
+        println!("seeders: {}", count(r.complete));
+        println!("leechers: {}", count(r.incomplete));
+        if let Some(w) = &r.warning {
+            println!("warning: {w}");
+        }
+        println!("peers: {}", r.peers.len());
+        for p in &r.peers {
+            println!("{p}");
+        }
+        Ok(())
     }
 }
