@@ -33,13 +33,38 @@ enum Command {
     },
     /// Announce to a tracker (http:// or udp://) and print the interval, counts and peers.
     Announce(AnnounceArgs),
+    /// Meet other peers under SHA-1(TOPIC) through a tracker or the DHT: announce, then print
+    /// the topic's info hash and the other peers found, one per line.
+    Rendezvous(RendezvousArgs),
 }
 
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("hash").required(true).args(["info_hash", "torrent", "magnet"])))]
+#[command(group(clap::ArgGroup::new("via").required(true).args(["tracker", "dht"])))]
+struct RendezvousArgs {
+    /// The topic: any name; its SHA-1 is the info hash announced.
+    topic: String,
+    /// Meet through this tracker (http:// or udp:// announce URL).
+    #[arg(long, value_name = "URL")]
+    tracker: Option<String>,
+    /// Meet through the DHT, starting from this node.
+    #[arg(long, value_name = "HOST:PORT")]
+    dht: Option<String>,
+    /// The port to announce.
+    #[arg(long, default_value_t = 6881)]
+    port: u16,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("hash").args(["info_hash", "torrent", "magnet"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["url", "dht"])))]
 struct AnnounceArgs {
-    /// The tracker's announce URL.
-    url: String,
+    /// The tracker's announce URL (http:// or udp://), or a magnet link: then its info hash is
+    /// announced to its own trackers (`tr`), one after the other until one answers.
+    url: Option<String>,
+    /// Announce through the DHT instead, starting from this node (get_peers, then
+    /// announce_peer to the closest nodes that gave a token).
+    #[arg(long, value_name = "HOST:PORT")]
+    dht: Option<String>,
     /// The info hash, 40 hex digits.
     #[arg(long = "info-hash", value_name = "HEX")]
     info_hash: Option<String>,
@@ -166,6 +191,7 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Torrent { action } => torrent::run(action),
         Command::Announce(args) => announce::run(args),
+        Command::Rendezvous(args) => rendezvous::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -365,14 +391,24 @@ mod announce {
     //! `swarmd announce`: one announce to a tracker, for operators debugging their tracker.
 
     use anyhow::Context as _;
+    use std::net::SocketAddr;
+
+    use swarmd_client_core::dht::DhtClient;
     use swarmd_client_core::tracker::{
-        random_peer_id, AnnounceRequest, Event, InfoHash, TrackerClient,
+        random_peer_id, AnnounceRequest, ClientConfig, Event, InfoHash, Tiers, TrackerClient,
     };
     use swarmd_client_core::{Magnet, Metainfo};
 
     use super::{AnnounceArgs, AnnounceEvent};
 
     pub(super) fn run(args: AnnounceArgs) -> anyhow::Result<()> {
+        // A magnet link as the target: its info hash, announced to its own trackers.
+        let magnet_target = match &args.url {
+            Some(u) if u.starts_with("magnet:") => {
+                Some(Magnet::parse(u).context("invalid magnet link")?)
+            }
+            _ => None,
+        };
         let info_hash: InfoHash = if let Some(hex) = &args.info_hash {
             hex.parse()
                 .ok()
@@ -385,8 +421,12 @@ mod announce {
                 .info_hash()
         } else if let Some(uri) = &args.magnet {
             Magnet::parse(uri).context("invalid magnet link")?.info_hash
+        } else if let Some(m) = &magnet_target {
+            m.info_hash
         } else {
-            anyhow::bail!("give --info-hash, --torrent or --magnet");
+            anyhow::bail!(
+                "give --info-hash, --torrent or --magnet (or a magnet link as the target)"
+            );
         };
         let mut req = AnnounceRequest::new(info_hash, random_peer_id(), args.port, args.left);
         req.event = match args.event {
@@ -400,10 +440,34 @@ mod announce {
             .enable_all()
             .build()
             .context("cannot start the runtime")?;
-        let client = TrackerClient::default();
-        let r = runtime
-            .block_on(client.announce(&args.url, &req))
-            .with_context(|| format!("announce to {} failed", args.url))?;
+        let Some(url) = &args.url else {
+            let node = args.dht.as_deref().context("give a tracker URL or --dht")?;
+            return runtime.block_on(dht(node, info_hash, args.port));
+        };
+        // An operator at a terminal: retransmit UDP quickly (2 s, 4 s, 8 s) rather than on
+        // BEP 15's schedule for long-running clients (15 s doubling eight times).
+        let client = TrackerClient::new(ClientConfig {
+            udp_base_timeout: std::time::Duration::from_secs(2),
+            udp_max_retries: 2,
+            ..ClientConfig::default()
+        });
+        let r = match magnet_target {
+            Some(m) => {
+                anyhow::ensure!(
+                    !m.trackers.is_empty(),
+                    "the magnet link names no tracker (tr=)"
+                );
+                let mut tiers = Tiers::new(vec![m.trackers]);
+                let (answered, r) = runtime
+                    .block_on(tiers.announce(&client, &req))
+                    .context("no tracker of the magnet link answered")?;
+                println!("tracker: {answered}");
+                r
+            }
+            None => runtime
+                .block_on(client.announce(url, &req))
+                .with_context(|| format!("announce to {url} failed"))?,
+        };
         let count = |n: Option<u32>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
         println!("info hash: {info_hash}");
         println!("interval: {}", r.interval);
@@ -417,6 +481,68 @@ mod announce {
         }
         println!("peers: {}", r.peers.len());
         for p in &r.peers {
+            println!("{p}");
+        }
+        Ok(())
+    }
+
+    /// `--dht`: announce through the DHT node at `node` and print what the lookup found.
+    async fn dht(node: &str, info_hash: InfoHash, port: u16) -> anyhow::Result<()> {
+        let bootstrap: Vec<SocketAddr> = tokio::net::lookup_host(node)
+            .await
+            .with_context(|| format!("cannot resolve {node}"))?
+            .collect();
+        let local = match bootstrap.first() {
+            Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+            _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let client = DhtClient::bind(local).await?;
+        let (accepted, lookup) = client
+            .announce_with_lookup(&bootstrap, info_hash, Some(port))
+            .await
+            .with_context(|| format!("DHT announce through {node} failed"))?;
+        println!("info hash: {info_hash}");
+        println!("nodes accepted: {accepted}");
+        println!("peers: {}", lookup.peers.len());
+        for p in &lookup.peers {
+            println!("{p}");
+        }
+        Ok(())
+    }
+}
+
+mod rendezvous {
+    //! `swarmd rendezvous`: announce under SHA-1(TOPIC) and print the peers met there.
+
+    use anyhow::Context as _;
+    use swarmd_client_core::rendezvous::{rendezvous_dht, rendezvous_tracker, topic_hash};
+
+    use super::RendezvousArgs;
+
+    pub(super) fn run(args: RendezvousArgs) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the runtime")?;
+        let peers = runtime.block_on(async {
+            if let Some(url) = &args.tracker {
+                rendezvous_tracker(url, &args.topic, args.port)
+                    .await
+                    .with_context(|| format!("rendezvous through {url} failed"))
+            } else if let Some(node) = &args.dht {
+                let bootstrap: Vec<_> = tokio::net::lookup_host(node.as_str())
+                    .await
+                    .with_context(|| format!("cannot resolve {node}"))?
+                    .collect();
+                rendezvous_dht(&bootstrap, &args.topic, args.port)
+                    .await
+                    .with_context(|| format!("rendezvous through the DHT at {node} failed"))
+            } else {
+                anyhow::bail!("give --tracker or --dht")
+            }
+        })?;
+        println!("info hash: {}", topic_hash(&args.topic));
+        for p in &peers {
             println!("{p}");
         }
         Ok(())

@@ -318,6 +318,32 @@ async fn cli_announce_prints_counts_and_peers() {
     let magnet = format!("magnet:?xt=urn:btih:{hex}");
     let out = cli_announce(vec![url("udp", s.udp_v6()), "--magnet".into(), magnet]).await;
     assert!(out.contains(&format!("info hash: {hex}")), "{out}");
+
+    // A magnet link as the target: announced to its own trackers, the first that answers.
+    // (`https` is refused at once as unsupported, so the fall-through costs no wait.)
+    let mut enc = String::new();
+    let mut target = format!("magnet:?xt=urn:btih:{hex}");
+    for tr in [
+        format!("https://{}/announce", s.http_v4()),
+        url("http", s.http_v4()),
+    ] {
+        enc.clear();
+        swarmd_proto::http::percent_encode_into(tr.as_bytes(), &mut enc);
+        target.push_str(&format!("&tr={enc}"));
+    }
+    let out = cli_announce(vec![
+        target,
+        "--port".into(),
+        "7010".into(),
+        "--left".into(),
+        "5".into(),
+    ])
+    .await;
+    assert!(
+        out.contains(&format!("tracker: {}\n", url("http", s.http_v4()))),
+        "{out}"
+    );
+    assert!(out.contains("\n127.0.0.1:7001\n"), "{out}");
 }
 
 #[tokio::test]

@@ -1,9 +1,12 @@
 //! BitTorrent client library of swarmd: metainfo files (parse, validate, create) and BEP 9 magnet
-//! links, and tracker clients (HTTP, UDP, scrape, BEP 12 tiers). DHT client, peer wire and
+//! links, tracker clients (HTTP, UDP, scrape, BEP 12 tiers), a read-only DHT client
+//! ([`dht`]) and generic rendezvous under the SHA-1 of a name ([`rendezvous`]). Peer wire and
 //! storage come in later issues.
 
+pub mod dht;
 pub mod magnet;
 pub mod metainfo;
+pub mod rendezvous;
 pub mod tracker;
 
 pub use magnet::{Magnet, MagnetError};
