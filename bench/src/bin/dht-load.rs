@@ -4,7 +4,6 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -63,16 +62,14 @@ fn main() -> anyhow::Result<()> {
             (0..10_000).map(|_| InfoHash(rng.random())).collect()
         }
     };
-    let sent = AtomicU64::new(0);
-    let replies = AtomicU64::new(0);
-    let errors = AtomicU64::new(0);
+    let totals = swarmd_bench::Totals::default();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.duration);
 
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut workers = Vec::new();
         for s in 0..args.sockets {
-            let (args, hashes, sent, replies, errors) = (&args, &hashes, &sent, &replies, &errors);
+            let (args, hashes, totals) = (&args, &hashes, &totals);
             workers.push(scope.spawn(move || -> anyhow::Result<()> {
                 let local: SocketAddr = if args.target.is_ipv4() {
                     "127.0.0.1:0".parse()?
@@ -106,31 +103,9 @@ fn main() -> anyhow::Result<()> {
                         p
                     })
                     .collect();
-                let mut buf = vec![0u8; 2048];
-                let mut next = 0usize;
-                while Instant::now() < deadline {
-                    for _ in 0..args.window {
-                        sock.send(&packets[next % packets.len()])?;
-                        next += 1;
-                    }
-                    sent.fetch_add(args.window as u64, Ordering::Relaxed);
-                    let mut got = 0u64;
-                    for _ in 0..args.window {
-                        match sock.recv(&mut buf) {
-                            Ok(n) => {
-                                got += 1;
-                                if !matches!(
-                                    parse_message(&buf[..n]).map(|m| m.body),
-                                    Ok(Body::Response(_))
-                                ) {
-                                    errors.fetch_add(1, Ordering::Relaxed);
-                                }
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    replies.fetch_add(got, Ordering::Relaxed);
-                }
+                swarmd_bench::drive(&sock, &packets, args.window, deadline, totals, |b| {
+                    matches!(parse_message(b).map(|m| m.body), Ok(Body::Response(_)))
+                })?;
                 Ok(())
             }));
         }
@@ -139,16 +114,6 @@ fn main() -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    let secs = start.elapsed().as_secs_f64();
-    let (s, r, e) = (
-        sent.load(Ordering::Relaxed),
-        replies.load(Ordering::Relaxed),
-        errors.load(Ordering::Relaxed),
-    );
-    println!(
-        "sent {s} received {r} non-response replies {e} in {secs:.1} s: {:.0} replies/s ({:.2}% lost)",
-        r as f64 / secs,
-        100.0 * (s.saturating_sub(r)) as f64 / s.max(1) as f64
-    );
+    println!("{}", totals.report(start.elapsed(), "response"));
     Ok(())
 }

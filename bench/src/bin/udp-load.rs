@@ -4,7 +4,6 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -73,17 +72,14 @@ fn main() -> anyhow::Result<()> {
             (0..args.hashes).map(|_| InfoHash(rng.random())).collect()
         }
     };
-    let sent = AtomicU64::new(0);
-    let received = AtomicU64::new(0);
-    let errors = AtomicU64::new(0);
+    let totals = swarmd_bench::Totals::default();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.duration);
 
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut workers = Vec::new();
         for s in 0..args.sockets {
-            let (args, hashes, sent, received, errors) =
-                (&args, &hashes, &sent, &received, &errors);
+            let (args, hashes, totals) = (&args, &hashes, &totals);
             workers.push(scope.spawn(move || -> anyhow::Result<()> {
                 let local: SocketAddr = if args.target.is_ipv4() {
                     "127.0.0.1:0".parse()?
@@ -125,30 +121,9 @@ fn main() -> anyhow::Result<()> {
                         p
                     })
                     .collect();
-                let mut next = 0usize;
-                while Instant::now() < deadline {
-                    for _ in 0..args.window {
-                        sock.send(&packets[next % packets.len()])?;
-                        next += 1;
-                    }
-                    sent.fetch_add(args.window as u64, Ordering::Relaxed);
-                    let mut got = 0;
-                    while got < args.window {
-                        match sock.recv(&mut buf) {
-                            Ok(n) => {
-                                got += 1;
-                                if !matches!(
-                                    parse_response(&buf[..n]),
-                                    Ok(Response::Announce { .. })
-                                ) {
-                                    errors.fetch_add(1, Ordering::Relaxed);
-                                }
-                            }
-                            Err(_) => break, // lost in flight; send the next window
-                        }
-                    }
-                    received.fetch_add(got as u64, Ordering::Relaxed);
-                }
+                swarmd_bench::drive(&sock, &packets, args.window, deadline, totals, |b| {
+                    matches!(parse_response(b), Ok(Response::Announce { .. }))
+                })?;
                 Ok(())
             }));
         }
@@ -157,16 +132,6 @@ fn main() -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    let secs = start.elapsed().as_secs_f64();
-    let (s, r, e) = (
-        sent.load(Ordering::Relaxed),
-        received.load(Ordering::Relaxed),
-        errors.load(Ordering::Relaxed),
-    );
-    println!(
-        "sent {s} received {r} non-announce replies {e} in {secs:.1} s: {:.0} replies/s ({:.2}% lost)",
-        r as f64 / secs,
-        100.0 * (s.saturating_sub(r)) as f64 / s.max(1) as f64
-    );
+    println!("{}", totals.report(start.elapsed(), "announce"));
     Ok(())
 }
