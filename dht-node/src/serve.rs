@@ -188,6 +188,7 @@ impl DhtNode {
                     passkey: None,
                     peer_id: None,
                     client,
+                    transfer: None,
                 })
                 .is_allowed()
     }

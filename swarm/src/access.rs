@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use swarmd_proto::{InfoHash, PeerId};
+use swarmd_proto::{Event, InfoHash, PeerId};
 
 /// Which protocol a request arrived over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +45,25 @@ pub struct AccessRequest<'a> {
     pub peer_id: Option<&'a PeerId>,
     /// The client's address as the server determined it.
     pub client: IpAddr,
+    /// What an announcing client reports about its transfer; `None` for scrapes and over the
+    /// DHT. Accounting policies record it (see [`AccessPolicy::announce`]).
+    pub transfer: Option<Transfer>,
+}
+
+/// The transfer figures a client reports in a tracker announce (BEP 3): totals since its
+/// `started` event, bytes it still needs, and the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// Bytes uploaded since the client's `started` event.
+    pub uploaded: u64,
+    /// Bytes downloaded since the client's `started` event.
+    pub downloaded: u64,
+    /// Bytes the client still needs (0 for a seeder).
+    pub left: u64,
+    /// The announce's event.
+    pub event: Event,
+    /// The port the client listens on.
+    pub port: u16,
 }
 
 /// A policy's answer.
@@ -68,6 +87,11 @@ impl Access {
 /// servers' worker threads, and must not block on IO (keep any database behind an in-memory view).
 pub trait AccessPolicy: Send + Sync + 'static {
     /// May this request announce this hash (and so be stored and receive peers)?
+    ///
+    /// Trackers call it once per announce, before the registry sees the request, with
+    /// `req.transfer` set; an accounting policy records the transfer here when it allows the
+    /// request, so one lookup serves both. The DHT calls it without a transfer for
+    /// `announce_peer` and `get_peers`.
     fn announce(&self, req: &AccessRequest<'_>) -> Access;
 
     /// May this request see this hash's counts in a scrape? A denied hash is answered as unknown
@@ -118,6 +142,7 @@ mod tests {
             passkey: None,
             peer_id: None,
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            transfer: None,
         };
         let p = OpenPolicy;
         assert!(p.announce(&req).is_allowed());

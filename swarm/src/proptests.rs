@@ -34,6 +34,7 @@ enum Op {
     },
     Advance(u8),
     Sweep,
+    Remove(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -57,7 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
                 id,
             },
         );
-    prop_oneof![40 => announce, 3 => prop_oneof![8 => 0..30u8, 1 => 100..250u8].prop_map(Op::Advance), 1 => Just(Op::Sweep)]
+    prop_oneof![40 => announce, 3 => prop_oneof![8 => 0..30u8, 1 => 100..250u8].prop_map(Op::Advance), 1 => Just(Op::Sweep), 1 => (0..TORRENTS).prop_map(Op::Remove)]
 }
 
 /// The peer's canonical address, and the address it announces from.
@@ -141,6 +142,10 @@ impl Harness {
                     !sw.peers.is_empty()
                 });
                 prop_assert_eq!((s.peers_removed, s.torrents_removed), (peers, torrents));
+            }
+            Op::Remove(t) => {
+                let known = self.model.remove(&t).is_some();
+                prop_assert_eq!(self.reg.remove(&InfoHash([t; 20])), known);
             }
             Op::Announce {
                 torrent,

@@ -339,6 +339,20 @@ impl Registry {
         stats
     }
 
+    /// Forgets one torrent and all its peers at once (an operator removed it from the allow list,
+    /// or made it private). Returns true if it was tracked.
+    pub fn remove(&self, info_hash: &InfoHash) -> bool {
+        let mut guard = self.shard(info_hash).lock();
+        let state = &mut *guard;
+        let Some(swarm) = state.torrents.remove(info_hash) else {
+            return false;
+        };
+        state.account(swarm.role_counts(), [0; 4]);
+        drop(guard);
+        self.release_torrents(1);
+        true
+    }
+
     /// Registry-wide totals: the shards' counters summed, each shard locked briefly.
     pub fn counts(&self) -> RegistryCounts {
         let mut total = RegistryCounts::default();

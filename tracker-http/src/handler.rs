@@ -19,7 +19,7 @@ use swarmd_proto::http::{
 };
 use swarmd_proto::path::{route, Endpoint};
 use swarmd_proto::{Event, InfoHash};
-use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol};
+use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol, Transfer};
 use swarmd_swarm::clock::Clock;
 use swarmd_swarm::metrics::Metrics;
 use swarmd_swarm::{Announce, AnnounceError, Registry, SelectedPeers, SwarmStats};
@@ -240,6 +240,13 @@ impl Tracker {
             passkey,
             peer_id: Some(&q.peer_id),
             client: ip,
+            transfer: Some(Transfer {
+                uploaded: q.uploaded,
+                downloaded: q.downloaded,
+                left: q.left,
+                event: q.event,
+                port: q.port,
+            }),
         });
         if let Access::Deny(reason) = access {
             return fail(&mut s.body, &reason, Outcome::Denied);
@@ -344,6 +351,7 @@ impl Tracker {
                     passkey,
                     peer_id: None,
                     client: ip,
+                    transfer: None,
                 });
                 match access {
                     Access::Allow => {

@@ -15,7 +15,7 @@ use swarmd_proto::udp::{
     RequestError, ScrapeRequest, UrlData, CONNECT_REQUEST_LEN, ERROR_RESPONSE_HEADER_LEN,
 };
 use swarmd_proto::{COMPACT_V4_LEN, COMPACT_V6_LEN};
-use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol};
+use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol, Transfer};
 use swarmd_swarm::clock::{Clock, Secs};
 use swarmd_swarm::metrics::Metrics;
 use swarmd_swarm::{Announce, Registry, SelectedPeers};
@@ -215,6 +215,13 @@ impl UdpTracker {
             passkey,
             peer_id: Some(&req.peer_id),
             client: ip,
+            transfer: Some(Transfer {
+                uploaded: req.uploaded,
+                downloaded: req.downloaded,
+                left: req.left,
+                event: req.event,
+                port: req.port,
+            }),
         });
         if let Access::Deny(reason) = access {
             self.fail(out, tid, &reason);
@@ -270,6 +277,7 @@ impl UdpTracker {
                     passkey: None,
                     peer_id: None,
                     client: ip,
+                    transfer: None,
                 })
                 .is_allowed();
             let st = if allowed {

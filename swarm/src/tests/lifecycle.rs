@@ -268,3 +268,20 @@ fn full_scrape_respects_its_limit() {
     r.full_scrape(0, &mut out);
     assert!(out.is_empty());
 }
+
+#[test]
+fn remove_forgets_a_torrent_and_its_counts() {
+    let r = small(RegistryConfig::default());
+    go(&r, &ann(ih(1), v4(1), Event::Started, 0, 10), 100);
+    go(&r, &ann(ih(1), v6(2), Event::Started, 5, 10), 100);
+    go(&r, &ann(ih(2), v4(3), Event::Started, 5, 10), 100);
+    assert!(r.remove(&ih(1)));
+    assert!(!r.remove(&ih(1)));
+    r.check_invariants();
+    assert_eq!(r.scrape(&ih(1)), None);
+    let c = r.counts();
+    assert_eq!(
+        (c.torrents, c.leechers_v4, c.seeders_v4, c.leechers_v6),
+        (1, 1, 0, 0)
+    );
+}
