@@ -3,9 +3,11 @@
 //! ([`dht`]) and generic rendezvous under the SHA-1 of a name ([`rendezvous`]). Peer wire and
 //! storage come in later issues.
 
+pub mod choke;
 pub mod dht;
 pub mod magnet;
 pub mod metainfo;
+pub mod picker;
 pub mod rendezvous;
 pub mod tracker;
 

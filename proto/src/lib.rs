@@ -1,6 +1,7 @@
 //! Sans-IO protocol code for swarmd: identifiers, peer addresses, and the codecs of the HTTP
-//! tracker, BEP 15/41, and KRPC (BEP 5, 32, 42, 43, 51). Nothing here opens a socket or reads a
-//! clock: codecs take bytes and return typed values or typed errors.
+//! tracker, BEP 15/41, KRPC (BEP 5, 32, 42, 43, 51) and the peer wire (BEP 3, 6, 9, 10).
+//! Nothing here opens a socket or reads a clock: codecs take bytes and return typed values or
+//! typed errors.
 
 pub mod bencode;
 pub mod bep42;
@@ -9,6 +10,7 @@ mod ids;
 pub mod krpc;
 pub mod path;
 pub mod udp;
+pub mod wire;
 
 pub use ids::{Event, InfoHash, NodeId, ParseIdError, PeerId};
 
