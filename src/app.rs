@@ -1,5 +1,7 @@
-//! Wiring: build the shared registry, metrics and access policy, bind every listener, run the
-//! expiry sweeper, and stop it all gracefully.
+//! Wiring: build the shared registry, metrics and access policy (opening the private-mode
+//! database in listed and private modes), bind every listener, run the expiry sweeper and the
+//! accounting flusher, reload on SIGHUP, and stop it all gracefully, writing pending accounting
+//! last.
 
 use std::future::Future;
 use std::io;
@@ -17,6 +19,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use swarmd_private::{Mode, PrivatePolicy};
+
+use crate::admin::token::AdminToken;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 
@@ -25,7 +30,8 @@ use crate::config::Config;
 pub struct Options {
     /// The registry's clock; tests pass a manual one to drive expiry.
     pub clock: Arc<dyn Clock>,
-    /// Who may announce and scrape what.
+    /// Who may announce and scrape what in public mode (`access.mode = "public"`); listed and
+    /// private modes use the database-backed policy instead.
     pub policy: Arc<dyn AccessPolicy>,
 }
 
@@ -51,6 +57,8 @@ pub struct Running {
     ready: Arc<AtomicBool>,
     tasks: JoinSet<()>,
     grace: Duration,
+    private: Option<Arc<PrivatePolicy>>,
+    admin: Arc<AdminState>,
 }
 
 impl Running {
@@ -89,6 +97,20 @@ impl Running {
         &self.metrics
     }
 
+    /// The private-mode policy (listed and private modes).
+    pub fn private(&self) -> Option<&Arc<PrivatePolicy>> {
+        self.private.as_ref()
+    }
+
+    /// Re-reads the admin token file and the access policy's database view, keeping peers and
+    /// pending accounting (what SIGHUP does).
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let admin = self.admin.clone();
+        tokio::task::spawn_blocking(move || admin.reload())
+            .await
+            .context("reload task failed")?
+    }
+
     /// A token that stops every service when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -107,6 +129,14 @@ impl Running {
         if drained.is_err() {
             tracing::warn!("tasks still running after the shutdown deadline; aborting them");
             self.tasks.abort_all();
+        }
+        // Every server has stopped: no announce can follow, so this flush loses nothing.
+        if let Some(p) = self.private.take() {
+            match tokio::task::spawn_blocking(move || p.flush()).await {
+                Ok(Ok(s)) => tracing::info!(records = s.records, "accounting written"),
+                Ok(Err(e)) => tracing::error!(error = %e, "final accounting flush failed"),
+                Err(e) => tracing::error!(error = %e, "final accounting flush panicked"),
+            }
         }
     }
 }
@@ -165,6 +195,29 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
     metrics
         .watch_registry(registry.clone())
         .context("cannot register registry metrics")?;
+    let token = AdminToken::from_config(&config.admin)?;
+    let private = match config.access.mode {
+        Mode::Public => None,
+        mode => {
+            let pc = config.private_config();
+            let (reg, clock) = (registry.clone(), options.clock.clone());
+            let p = tokio::task::spawn_blocking(move || PrivatePolicy::open(&pc, reg, clock))
+                .await
+                .context("opening the database panicked")?
+                .with_context(|| format!("cannot start {} mode", mode.as_str()))?;
+            p.register_metrics(metrics.prometheus())
+                .context("cannot register access metrics")?;
+            tracing::info!(mode = mode.as_str(), database = %config.access.database, "access policy loaded");
+            if !token.is_set() {
+                tracing::warn!("admin.token is not set: the admin API is disabled");
+            }
+            Some(p)
+        }
+    };
+    let policy: Arc<dyn AccessPolicy> = match &private {
+        Some(p) => p.clone(),
+        None => options.policy.clone(),
+    };
     let shutdown = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
     let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
@@ -195,7 +248,7 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
         let tracker = Arc::new(swarmd_tracker_http::Tracker::new(
             config.http_tracker_config(),
             registry.clone(),
-            options.policy.clone(),
+            policy.clone(),
             options.clock.clone(),
             &metrics,
         ));
@@ -215,7 +268,7 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
         let tracker = Arc::new(swarmd_tracker_udp::UdpTracker::new(
             config.udp_tracker_config(),
             registry.clone(),
-            options.policy.clone(),
+            policy.clone(),
             options.clock.clone(),
             &metrics,
         ));
@@ -244,7 +297,7 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
             config.dht_node_config(),
             swarmd_dht_node::DhtDeps {
                 registry: registry.clone(),
-                policy: options.policy.clone(),
+                policy: policy.clone(),
                 clock: options.clock.clone(),
                 metrics: metrics.clone(),
             },
@@ -268,6 +321,9 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
         http_addrs: http_addrs.clone(),
         udp_addrs: udp_addrs.clone(),
         dht_addrs: dht_addrs.clone(),
+        private: private.clone(),
+        token,
+        announce_urls: config.access.announce_urls.clone(),
     });
     // Every listener is bound and every service started: ready before /readyz can be asked.
     ready.store(true, Ordering::Relaxed);
@@ -289,6 +345,14 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
         shutdown.clone(),
     ));
 
+    if let Some(p) = &private {
+        tasks.spawn(flusher(
+            p.clone(),
+            Duration::from_secs(config.access.flush_interval_secs.into()),
+            shutdown.clone(),
+        ));
+    }
+
     Ok(Running {
         http_addrs,
         udp_addrs,
@@ -301,7 +365,36 @@ pub async fn start(config: Config, options: Options) -> anyhow::Result<Running> 
         ready,
         tasks,
         grace,
+        private,
+        admin: admin_state,
     })
+}
+
+/// Writes pending accounting every `every`, off the async workers. The final write happens in
+/// [`Running::stop`], once the servers have stopped.
+async fn flusher(policy: Arc<PrivatePolicy>, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let p = policy.clone();
+        match tokio::task::spawn_blocking(move || p.flush()).await {
+            Ok(Ok(s)) if s.records > 0 => {
+                tracing::debug!(
+                    records = s.records,
+                    secs = s.duration_secs,
+                    "accounting written"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "accounting flush failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "accounting flush panicked"),
+        }
+    }
 }
 
 /// Expires peers a slice of shards at a time, off the async workers, so no sweep stalls requests.
@@ -342,7 +435,25 @@ async fn sweeper(
 /// Runs swarmd until `shutdown` completes, then stops gracefully.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let running = start(config, Options::default()).await?;
-    shutdown.await;
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /api/v1/reload");
+            None
+        }
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(()) = async { match hangups.as_mut() { Some(h) => h.recv().await, None => None } } => {
+                match running.reload().await {
+                    Ok(()) => tracing::info!("reloaded the admin token and the access policy"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed; keeping the previous state"),
+                }
+            }
+        }
+    }
     tracing::info!("shutting down");
     running.stop().await;
     tracing::info!("stopped");

@@ -60,8 +60,10 @@ pub struct Config {
     pub udp: UdpConfig,
     /// The DHT node.
     pub dht: DhtConfig,
-    /// The admin listener (metrics, health, stats).
+    /// The admin listener (metrics, health, stats, and the token-protected admin API).
     pub admin: AdminConfig,
+    /// Who may announce: public, allow-listed, or private with passkeys and accounting.
+    pub access: AccessConfig,
 }
 
 /// Log line format.
@@ -365,13 +367,56 @@ pub struct AdminConfig {
     pub enabled: bool,
     /// Listen addresses.
     pub bind: Vec<SocketAddr>,
+    /// Bearer token of the admin API (`/api/v1/...`); empty disables the API. At least
+    /// [`MIN_TOKEN_LEN`] characters. Prefer `token_file` or `SWARMD__ADMIN__TOKEN` over the file.
+    pub token: String,
+    /// A file holding the token (surrounding whitespace ignored), read at start and on SIGHUP.
+    /// Mutually exclusive with `token`.
+    pub token_file: String,
 }
+
+/// The shortest admin token accepted: a guessable token would open the whole API.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             enabled: true,
             bind: vec![SocketAddr::from(([127, 0, 0, 1], 6970))],
+            token: String::new(),
+            token_file: String::new(),
+        }
+    }
+}
+
+/// `[access]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// `public`: anything announced is tracked. `listed`: only allow-listed info hashes.
+    /// `private`: allow list plus a valid passkey per user, with per-user accounting.
+    pub mode: swarmd_private::Mode,
+    /// The SQLite database of users, passkeys, the allow list and accounting (listed and private
+    /// modes; created and migrated on start).
+    pub database: String,
+    /// Seconds between the batched writes of accounting to the database.
+    pub flush_interval_secs: u32,
+    /// Transfer deltas above this rate (bytes/s since the peer's previous announce) are absurd
+    /// and discarded.
+    pub max_rate_bytes_per_sec: u64,
+    /// Public announce URLs (`http://HOST:PORT/announce`, `udp://HOST:PORT/announce`), into which
+    /// the admin API writes each user's passkey to hand out personal announce URLs.
+    pub announce_urls: Vec<String>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            mode: swarmd_private::Mode::Public,
+            database: "swarmd.db".into(),
+            flush_interval_secs: 5,
+            max_rate_bytes_per_sec: 2 << 30,
+            announce_urls: Vec::new(),
         }
     }
 }
@@ -550,10 +595,52 @@ impl Config {
         if self.admin.enabled && self.admin.bind.is_empty() {
             return bad("admin.bind", "is empty while admin.enabled is true".into());
         }
+        let a = &self.admin;
+        if !a.token.is_empty() && !a.token_file.is_empty() {
+            return bad(
+                "admin.token",
+                "set admin.token or admin.token_file, not both".into(),
+            );
+        }
+        if !a.token.is_empty() && a.token.trim().chars().count() < MIN_TOKEN_LEN {
+            return bad(
+                "admin.token",
+                format!("is shorter than {MIN_TOKEN_LEN} characters"),
+            );
+        }
+        let x = &self.access;
+        if x.mode != swarmd_private::Mode::Public && x.database.is_empty() {
+            return bad(
+                "access.database",
+                format!("is empty while access.mode is {}", x.mode.as_str()),
+            );
+        }
+        if x.flush_interval_secs == 0 || x.flush_interval_secs > 3600 {
+            return bad("access.flush_interval_secs", "must be 1..=3600".into());
+        }
+        if x.max_rate_bytes_per_sec == 0 {
+            return bad("access.max_rate_bytes_per_sec", "must be positive".into());
+        }
+        for url in &x.announce_urls {
+            if let Err(reason) = crate::announce_url::check_base(url) {
+                return bad("access.announce_urls", format!("{url:?}: {reason}"));
+            }
+        }
         if self.server.shutdown_timeout_secs == 0 {
             return bad("server.shutdown_timeout_secs", "must be positive".into());
         }
         Ok(())
+    }
+
+    /// The private-mode settings in the private crate's own terms.
+    pub fn private_config(&self) -> swarmd_private::PrivateConfig {
+        swarmd_private::PrivateConfig {
+            mode: self.access.mode,
+            database: self.access.database.clone().into(),
+            flush_interval_secs: self.access.flush_interval_secs,
+            max_rate_bytes_per_sec: self.access.max_rate_bytes_per_sec,
+            peer_timeout_secs: self.registry.peer_timeout_secs,
+        }
     }
 
     /// The registry settings in the registry crate's own terms.

@@ -2,6 +2,7 @@
 //! binary stays small and tests start and stop real servers in-process on port 0.
 
 pub mod admin;
+pub mod announce_url;
 pub mod app;
 pub mod config;
 pub mod logging;

@@ -9,6 +9,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use swarmd::config::{Config, LogFormat, DEFAULT_TOML};
 
+mod cli_admin;
+
 /// BitTorrent tracker (HTTP and UDP), Mainline DHT node and swarm registry server.
 #[derive(Parser, Debug)]
 #[command(name = "swarmd", version, about, long_about = None)]
@@ -36,6 +38,9 @@ enum Command {
     /// Meet other peers under SHA-1(TOPIC) through a tracker or the DHT: announce, then print
     /// the topic's info hash and the other peers found, one per line.
     Rendezvous(RendezvousArgs),
+    /// Manage a running listed or private tracker through its admin API: users, passkeys, the
+    /// allow list, client rules, statistics.
+    Admin(cli_admin::AdminArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -192,6 +197,7 @@ fn main() -> ExitCode {
         Command::Torrent { action } => torrent::run(action),
         Command::Announce(args) => announce::run(args),
         Command::Rendezvous(args) => rendezvous::run(args),
+        Command::Admin(args) => cli_admin::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,10 @@
 //! The admin listener: `/metrics` (Prometheus text format), `/healthz` (the process is alive),
-//! `/readyz` (every listener is bound and the process is not shutting down) and `/stats` (a small
-//! JSON summary). It binds to localhost by default; later issues add the token-protected API here.
+//! `/readyz` (every listener is bound and the process is not shutting down), `/stats` (a small
+//! JSON summary), and the bearer-token REST API under `/api/v1/` ([`api`]). It binds to
+//! localhost by default.
+
+pub mod api;
+pub mod token;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,6 +21,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use swarmd_private::PrivatePolicy;
 use swarmd_swarm::metrics::Metrics;
 use swarmd_swarm::Registry;
 use tokio::net::TcpListener;
@@ -41,6 +46,28 @@ pub struct AdminState {
     pub udp_addrs: Vec<SocketAddr>,
     /// Where the DHT node listens.
     pub dht_addrs: Vec<SocketAddr>,
+    /// The private-mode policy (listed and private modes), which the API manages.
+    pub private: Option<Arc<PrivatePolicy>>,
+    /// The API's bearer token.
+    pub token: token::AdminToken,
+    /// Public announce URLs to personalise with passkeys (`access.announce_urls`).
+    pub announce_urls: Vec<String>,
+}
+
+impl AdminState {
+    /// Re-reads the token file and the private policy's users, keys, allow list and client rules
+    /// from the database, without touching peers or pending accounting (SIGHUP,
+    /// `POST /api/v1/reload`). Blocking.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        self.token
+            .reload()
+            .context("cannot reload the admin token")?;
+        if let Some(p) = &self.private {
+            p.reload().context("cannot reload the access policy")?;
+        }
+        Ok(())
+    }
 }
 
 fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -90,7 +117,11 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
     }
 }
 
-fn with_type(status: StatusCode, body: Bytes, content_type: &'static str) -> Response<Full<Bytes>> {
+pub(crate) fn with_type(
+    status: StatusCode,
+    body: Bytes,
+    content_type: &'static str,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
     r.headers_mut()
@@ -127,7 +158,15 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: Canc
         };
         let state = state.clone();
         let service = service_fn(move |req: Request<Incoming>| {
-            std::future::ready(Ok::<_, Infallible>(respond(&state, &req)))
+            let state = state.clone();
+            async move {
+                let response = if req.uri().path().starts_with(api::PREFIX) {
+                    api::handle(state, req).await
+                } else {
+                    respond(&state, &req)
+                };
+                Ok::<_, Infallible>(response)
+            }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

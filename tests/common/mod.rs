@@ -3,6 +3,9 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod krpc;
+pub mod served;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -324,6 +327,8 @@ pub struct UdpAnnounce<'a> {
     pub event: swarmd_proto::Event,
     pub num_want: i32,
     pub url: &'a [u8],
+    pub uploaded: u64,
+    pub downloaded: u64,
 }
 
 impl<'a> UdpAnnounce<'a> {
@@ -336,6 +341,8 @@ impl<'a> UdpAnnounce<'a> {
             event: swarmd_proto::Event::None,
             num_want: -1,
             url: b"",
+            uploaded: 0,
+            downloaded: 0,
         }
     }
 }
@@ -409,9 +416,9 @@ impl UdpClient {
             transaction_id: tid,
             info_hash: swarmd_proto::InfoHash(a.info_hash),
             peer_id: swarmd_proto::PeerId(a.peer_id),
-            downloaded: 0,
+            downloaded: a.downloaded,
             left: a.left,
-            uploaded: 0,
+            uploaded: a.uploaded,
             event: a.event,
             ip: None,
             key: 7,

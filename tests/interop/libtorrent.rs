@@ -216,3 +216,129 @@ async fn libtorrent_finds_peers_through_our_dht_node() {
     server.running.stop().await;
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// Private mode with real clients: two libtorrent sessions, each announcing with its own user's
+/// passkey URL, move a private torrent through our tracker; each user's accounting matches the
+/// bytes moved (within one piece). A third session with a wrong passkey gets the tracker's
+/// failure reason and never receives a byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_moves_a_private_torrent_and_accounting_matches() {
+    if let Err(e) = libtorrent_available() {
+        panic!("python3-libtorrent is required for this test (scripts/install-deps.sh installs it): {e}");
+    }
+    let work = std::env::temp_dir().join(format!("swarmd-lt-private-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let seed_dir = work.join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let payload: Vec<u8> = (0..3 * 1024 * 1024 + 12_345u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(seed_dir.join("payload.bin"), &payload).unwrap();
+    const PIECE: u32 = 64 * 1024;
+    let torrent = swarmd_client_core::metainfo::create(
+        &seed_dir.join("payload.bin"),
+        &swarmd_client_core::CreateOptions {
+            private: true,
+            piece_length: Some(PIECE),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .unwrap();
+    let info_hash = swarmd_client_core::Metainfo::from_bytes(&torrent)
+        .unwrap()
+        .info_hash();
+    std::fs::write(work.join("t.torrent"), &torrent).unwrap();
+
+    let mut config = test_config();
+    config.http.bind = vec!["127.0.0.1:0".parse().unwrap()];
+    config.tracker.announce_interval_secs = 5;
+    config.tracker.min_announce_interval_secs = 1;
+    config.registry.peer_timeout_secs = 60;
+    config.access.mode = swarmd_private::Mode::Private;
+    config.access.database = work.join("swarmd.db").display().to_string();
+    config.admin.token = "interop-admin-token-0123456789".into();
+    // The tracker runs on the system clock here: libtorrent's timing is real.
+    let server = swarmd::start(config, swarmd::Options::default())
+        .await
+        .unwrap();
+    let http = *server.http_addrs().first().unwrap();
+    let p = server.private().unwrap().clone();
+    let (seed_user, seed_key) = p.create_user("seeder").unwrap();
+    let (leech_user, leech_key) = p.create_user("leecher").unwrap();
+    p.allow_torrent(
+        info_hash,
+        &swarmd_private::TorrentOptions {
+            private: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let url = |key: &str| format!("http://{http}/{key}/announce");
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/libtorrent_private.py"
+    );
+    let out = tokio::task::spawn_blocking({
+        let (work, seed_dir) = (work.clone(), seed_dir.clone());
+        let (s, l) = (url(&seed_key.key), url(&leech_key.key));
+        let bad = url("0123456789abcdefghijklmnopqrstuv");
+        move || {
+            Command::new(PYTHON)
+                .arg(script)
+                .arg(work.join("t.torrent"))
+                .arg(&seed_dir)
+                .arg(work.join("leech"))
+                .args([&s, &l, &bad, "60"])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no report ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
+    assert!(
+        out.status.success(),
+        "the private download failed: {report:#}\n{stderr}"
+    );
+    assert_eq!(report["final_announces"], true, "{report:#}");
+    assert_eq!(
+        std::fs::read(work.join("leech/payload.bin")).unwrap(),
+        payload,
+        "payload differs"
+    );
+    // The intruder was refused with the reason, and got nothing.
+    assert_eq!(report["intruder_downloaded"], 0, "{report:#}");
+    assert!(
+        report["intruder_errors"]
+            .to_string()
+            .contains("unknown passkey"),
+        "{report:#}"
+    );
+
+    let moved = payload.len() as u64;
+    let seeder = p.user(seed_user.id).unwrap().totals;
+    let leecher = p.user(leech_user.id).unwrap().totals;
+    let close = |got: u64| got.abs_diff(moved) <= u64::from(PIECE);
+    assert!(
+        close(seeder.raw_uploaded),
+        "seeder uploaded {} of {moved}: {report:#}",
+        seeder.raw_uploaded
+    );
+    assert!(
+        close(leecher.raw_downloaded),
+        "leecher downloaded {} of {moved}",
+        leecher.raw_downloaded
+    );
+    assert_eq!(leecher.completed, 1);
+    assert_eq!(
+        (seeder.uploaded, leecher.downloaded),
+        (seeder.raw_uploaded, leecher.raw_downloaded)
+    );
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&work);
+}

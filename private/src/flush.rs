@@ -1,0 +1,145 @@
+//! Persisting accounting: what a flush writes in its one transaction, and reading the stored
+//! peer-session baselines back at start.
+//!
+//! One transaction holds the transfer totals *and* the baselines they were computed against,
+//! so the database is always consistent: after a crash, the next announce's delta against the
+//! stored baseline re-counts exactly the bytes of the lost interval.
+
+use std::net::{IpAddr, SocketAddr};
+
+use rusqlite::{params, Connection};
+use swarmd_proto::{InfoHash, PeerId};
+
+use crate::credit::Reported;
+use crate::session::{Session, SessionKey, Taken};
+use crate::store::{from_sql_int, to_sql_int};
+
+/// Writes what a flush took from every shard in one transaction: deletes sessions idle since
+/// before `now - timeout` and the queued removals, then upserts the dirty baselines and adds the
+/// pending totals.
+pub(crate) fn write(
+    conn: &mut Connection,
+    taken: &[Taken],
+    now: i64,
+    timeout: u32,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        tx.prepare_cached("DELETE FROM peer_sessions WHERE last_seen < ?1")?
+            .execute([now.saturating_sub(i64::from(timeout))])?;
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM peer_sessions WHERE torrent_id = ?1 AND user_id = ?2 AND peer_id = ?3",
+        )?;
+        for r in taken.iter().flat_map(|t| &t.removed) {
+            delete.execute(params![r.torrent_id, r.key.user_id, &r.key.peer_id.0[..]])?;
+        }
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO peer_sessions (torrent_id, user_id, peer_id, key_id, ip, port,
+                                        uploaded, downloaded, left_bytes, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (torrent_id, user_id, peer_id) DO UPDATE SET
+                 key_id = excluded.key_id, ip = excluded.ip, port = excluded.port,
+                 uploaded = excluded.uploaded, downloaded = excluded.downloaded,
+                 left_bytes = excluded.left_bytes, last_seen = excluded.last_seen",
+        )?;
+        for (k, s) in taken.iter().flat_map(|t| &t.sessions) {
+            let r = &s.reported;
+            upsert.execute(params![
+                s.torrent_id,
+                k.user_id,
+                &k.peer_id.0[..],
+                s.key_id,
+                s.addr.ip().to_string(),
+                s.addr.port(),
+                to_sql_int(r.uploaded),
+                to_sql_int(r.downloaded),
+                to_sql_int(r.left),
+                r.last_seen,
+            ])?;
+        }
+        let mut add = tx.prepare_cached(
+            "INSERT INTO transfers (user_id, torrent_id, uploaded, downloaded, raw_uploaded,
+                                    raw_downloaded, seed_secs, completed, last_announce)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (user_id, torrent_id) DO UPDATE SET
+                 uploaded = uploaded + excluded.uploaded,
+                 downloaded = downloaded + excluded.downloaded,
+                 raw_uploaded = raw_uploaded + excluded.raw_uploaded,
+                 raw_downloaded = raw_downloaded + excluded.raw_downloaded,
+                 seed_secs = seed_secs + excluded.seed_secs,
+                 completed = completed + excluded.completed,
+                 last_announce = max(last_announce, excluded.last_announce)",
+        )?;
+        for ((user_id, torrent_id), p) in taken.iter().flat_map(|t| &t.pending) {
+            let t = &p.totals;
+            add.execute(params![
+                user_id,
+                torrent_id,
+                to_sql_int(t.uploaded),
+                to_sql_int(t.downloaded),
+                to_sql_int(t.raw_uploaded),
+                to_sql_int(t.raw_downloaded),
+                to_sql_int(t.seed_secs),
+                to_sql_int(t.completed),
+                p.last_announce,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Every stored peer session (clean: nothing to write back).
+pub(crate) fn load_sessions(conn: &Connection) -> rusqlite::Result<Vec<(SessionKey, Session)>> {
+    let mut stmt = conn.prepare(
+        "SELECT t.info_hash, s.user_id, s.peer_id, s.torrent_id, s.key_id, s.ip, s.port,
+                s.uploaded, s.downloaded, s.left_bytes, s.last_seen
+         FROM peer_sessions s JOIN torrents t ON t.id = s.torrent_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let hash: Vec<u8> = r.get(0)?;
+        let peer: Vec<u8> = r.get(2)?;
+        let ip: String = r.get(5)?;
+        Ok((
+            InfoHash::from_slice(&hash),
+            PeerId::from_slice(&peer),
+            ip.parse::<IpAddr>().ok(),
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, u16>(6)?,
+            Reported {
+                uploaded: from_sql_int(r.get(7)?),
+                downloaded: from_sql_int(r.get(8)?),
+                left: from_sql_int(r.get(9)?),
+                last_seen: r.get(10)?,
+            },
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (hash, peer, ip, user_id, torrent_id, key_id, port, reported) = row?;
+        let (Some(info_hash), Some(peer_id), Some(ip)) = (hash, peer, ip) else {
+            tracing::warn!(
+                user_id,
+                torrent_id,
+                "ignoring a malformed stored peer session"
+            );
+            continue;
+        };
+        out.push((
+            SessionKey {
+                info_hash,
+                user_id,
+                peer_id,
+            },
+            Session {
+                torrent_id,
+                key_id,
+                addr: SocketAddr::new(ip, port),
+                reported,
+                dirty: false,
+            },
+        ));
+    }
+    Ok(out)
+}
