@@ -123,10 +123,15 @@ enum KeyAction {
 
 #[derive(Subcommand, Debug)]
 enum TorrentAction {
-    /// Put a torrent on the allow list (or change its flags).
+    /// Put a torrent on the allow list (or change its flags), or many with --hash-file.
     Allow {
         /// A .torrent file, or an info hash (40 hex characters).
-        target: String,
+        #[arg(required_unless_present = "hash_file")]
+        target: Option<String>,
+        /// Allow every info hash in FILE (hex, one per line; blank lines and # comments
+        /// skipped), with the same flags, in batches of one transaction each.
+        #[arg(long, value_name = "FILE", conflicts_with = "target")]
+        hash_file: Option<PathBuf>,
         /// A name to show (defaults to the .torrent's name).
         #[arg(long)]
         name: Option<String>,
@@ -452,18 +457,26 @@ fn torrent(api: &Api, action: TorrentAction) -> anyhow::Result<Outcome> {
     Ok(match action {
         TorrentAction::Allow {
             target,
+            hash_file,
             name,
             private,
             freeleech,
             upload_multiplier,
             download_multiplier,
         } => {
-            let (ih, file_name, file_private) = target_hash(&target)?;
             let download = if freeleech {
                 0.0
             } else {
                 download_multiplier.unwrap_or(1.0)
             };
+            if let Some(file) = hash_file {
+                let n = allow_file(api, &file, private, upload_multiplier, download)?;
+                return Ok((json!({ "allowed": n }), |v| {
+                    format!("allowed {} torrents", v["allowed"])
+                }));
+            }
+            let target = target.unwrap_or_default();
+            let (ih, file_name, file_private) = target_hash(&target)?;
             (
                 api.call(
                     Method::PUT,
@@ -496,6 +509,46 @@ fn torrent(api: &Api, action: TorrentAction) -> anyhow::Result<Outcome> {
             )
         }
     })
+}
+
+/// Allows every hash listed in `file`, 10,000 per request (one transaction each).
+fn allow_file(
+    api: &Api,
+    file: &Path,
+    private: bool,
+    upload_multiplier: f64,
+    download_multiplier: f64,
+) -> anyhow::Result<usize> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut hashes = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let ih: InfoHash = line.parse().map_err(|_| {
+            anyhow::anyhow!("{}:{}: not an info hash: {line:?}", file.display(), i + 1)
+        })?;
+        hashes.push(ih);
+    }
+    let mut allowed = 0;
+    for chunk in hashes.chunks(10_000) {
+        let body: Vec<Value> = chunk
+            .iter()
+            .map(|ih| {
+                json!({
+                    "info_hash": ih.to_string(),
+                    "private": private,
+                    "upload_multiplier": upload_multiplier,
+                    "download_multiplier": download_multiplier,
+                })
+            })
+            .collect();
+        let v = api.call(Method::POST, "/api/v1/torrents", Some(Value::Array(body)))?;
+        allowed += v["allowed"].as_u64().unwrap_or(0) as usize;
+    }
+    Ok(allowed)
 }
 
 fn client(api: &Api, action: ClientAction) -> anyhow::Result<Outcome> {

@@ -143,6 +143,37 @@ fn admin_cli_manages_a_private_tracker_and_sigkill_loses_at_most_the_unflushed_i
     assert_eq!(ih.len(), 40);
     assert!(admin_ok(addr, &["torrent", "list"]).contains(&ih));
     assert!(admin_ok(addr, &["stats"]).contains("mode     private"));
+    // A bulk allow from a list of hashes, in one transaction.
+    let list = dir.join("hashes.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# catalogue\n{}\n\n{}\n{}\n",
+            "ab".repeat(20),
+            "cd".repeat(20),
+            "EF".repeat(20)
+        ),
+    )
+    .unwrap();
+    let out = admin_ok(
+        addr,
+        &[
+            "torrent",
+            "allow",
+            "--hash-file",
+            list.to_str().unwrap(),
+            "--freeleech",
+        ],
+    );
+    assert_eq!(out.trim(), "allowed 3 torrents");
+    assert_eq!(admin_ok(addr, &["torrent", "list"]).lines().count(), 4);
+    std::fs::write(&list, "not-a-hash\n").unwrap();
+    let (ok, _, err) = admin(
+        addr,
+        Some(TOKEN),
+        &["torrent", "allow", "--hash-file", list.to_str().unwrap()],
+    );
+    assert!(!ok && err.contains("hashes.txt:1"), "{err}");
     let out = admin_ok(addr, &["client", "deny", "-XX", "--note", "bad client"]);
     assert!(out.contains("deny") && out.contains("-XX"), "{out}");
 

@@ -188,28 +188,54 @@ impl PrivatePolicy {
         info_hash: InfoHash,
         opts: &TorrentOptions,
     ) -> Result<Torrent, PrivateError> {
-        opts.validate()?;
+        let mut out = self.allow_torrents(&[(info_hash, opts.clone())])?;
+        out.pop()
+            .ok_or_else(|| PrivateError::Db(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    /// Allows (or updates) many torrents in one transaction: all or none. For imports of a whole
+    /// catalogue, where one transaction per torrent would be slow.
+    pub fn allow_torrents(
+        &self,
+        items: &[(InfoHash, TorrentOptions)],
+    ) -> Result<Vec<Torrent>, PrivateError> {
+        for (_, opts) in items {
+            opts.validate()?;
+        }
         let now = self.now();
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        let (id, torrent) = store::upsert_torrent(&tx, &info_hash, opts, now)?;
+        let mut rows = Vec::with_capacity(items.len());
+        for (info_hash, opts) in items {
+            rows.push(store::upsert_torrent(&tx, info_hash, opts, now)?);
+        }
         tx.commit()?;
-        let entry = TorrentEntry {
-            id,
-            private: opts.private,
-            upload_multiplier: opts.upload_multiplier,
-            download_multiplier: opts.download_multiplier,
-        };
         let mut view = self.view.write();
-        view.torrents.insert(info_hash, entry);
+        let mut purge = Vec::new();
+        for ((info_hash, opts), (id, _)) in items.iter().zip(&rows) {
+            let entry = TorrentEntry {
+                id: *id,
+                private: opts.private,
+                upload_multiplier: opts.upload_multiplier,
+                download_multiplier: opts.download_multiplier,
+            };
+            view.torrents.insert(*info_hash, entry);
+            if self.private_entry(&entry) {
+                purge.push(*info_hash);
+            }
+        }
         self.metrics.torrents.set(view.torrents.len() as i64);
         drop(view);
         drop(conn);
-        if self.private_entry(&entry) {
-            self.registry.remove(&info_hash);
+        for info_hash in &purge {
+            self.registry.remove(info_hash);
         }
-        tracing::info!(%info_hash, private = entry.private, "torrent allowed");
-        Ok(torrent)
+        if items.len() == 1 {
+            tracing::info!(info_hash = %items[0].0, private = items[0].1.private, "torrent allowed");
+        } else {
+            tracing::info!(count = items.len(), "torrents allowed");
+        }
+        Ok(rows.into_iter().map(|(_, t)| t).collect())
     }
 
     /// Removes a torrent from the allow list (false if it was not listed) and its swarm from

@@ -14,23 +14,22 @@ use crate::credit::Reported;
 use crate::session::{Session, SessionKey, Taken};
 use crate::store::{from_sql_int, to_sql_int};
 
-/// Writes what a flush took from every shard in one transaction: deletes sessions idle since
-/// before `now - timeout` and the queued removals, then upserts the dirty baselines and adds the
-/// pending totals.
-pub(crate) fn write(
-    conn: &mut Connection,
-    taken: &[Taken],
-    now: i64,
-    timeout: u32,
-) -> rusqlite::Result<()> {
+/// Writes what a flush took from every shard in one transaction: deletes the ended sessions
+/// (stopped, idle, evicted), upserts the baselines due, and adds the pending totals. Rows go in
+/// primary-key order, so each B-tree is walked once from left to right rather than at random.
+pub(crate) fn write(conn: &mut Connection, taken: &[Taken]) -> rusqlite::Result<()> {
+    let mut removed: Vec<_> = taken.iter().flat_map(|t| &t.removed).collect();
+    removed.sort_unstable_by_key(|r| (r.torrent_id, r.key.user_id, r.key.peer_id.0));
+    let mut sessions: Vec<_> = taken.iter().flat_map(|t| &t.sessions).collect();
+    sessions.sort_unstable_by_key(|(k, s)| (s.torrent_id, k.user_id, k.peer_id.0));
+    let mut pending: Vec<_> = taken.iter().flat_map(|t| &t.pending).collect();
+    pending.sort_unstable_by_key(|(k, _)| *k);
     let tx = conn.transaction()?;
     {
-        tx.prepare_cached("DELETE FROM peer_sessions WHERE last_seen < ?1")?
-            .execute([now.saturating_sub(i64::from(timeout))])?;
         let mut delete = tx.prepare_cached(
             "DELETE FROM peer_sessions WHERE torrent_id = ?1 AND user_id = ?2 AND peer_id = ?3",
         )?;
-        for r in taken.iter().flat_map(|t| &t.removed) {
+        for r in removed {
             delete.execute(params![r.torrent_id, r.key.user_id, &r.key.peer_id.0[..]])?;
         }
         let mut upsert = tx.prepare_cached(
@@ -42,7 +41,7 @@ pub(crate) fn write(
                  uploaded = excluded.uploaded, downloaded = excluded.downloaded,
                  left_bytes = excluded.left_bytes, last_seen = excluded.last_seen",
         )?;
-        for (k, s) in taken.iter().flat_map(|t| &t.sessions) {
+        for (k, s) in sessions {
             let r = &s.reported;
             upsert.execute(params![
                 s.torrent_id,
@@ -70,7 +69,7 @@ pub(crate) fn write(
                  completed = completed + excluded.completed,
                  last_announce = max(last_announce, excluded.last_announce)",
         )?;
-        for ((user_id, torrent_id), p) in taken.iter().flat_map(|t| &t.pending) {
+        for ((user_id, torrent_id), p) in pending {
             let t = &p.totals;
             add.execute(params![
                 user_id,
@@ -138,6 +137,7 @@ pub(crate) fn load_sessions(conn: &Connection) -> rusqlite::Result<Vec<(SessionK
                 addr: SocketAddr::new(ip, port),
                 reported,
                 dirty: false,
+                written_last_seen: reported.last_seen,
             },
         ));
     }

@@ -31,6 +31,11 @@
 //! lost is at most one flush interval of `completed` events, seeding time and `last_announce`
 //! updates (and bytes of sessions that never announce again). A clean shutdown must call
 //! [`PrivatePolicy::flush`] after the servers stop, to lose nothing.
+//!
+//! Announces that change nothing but the time (idle peers re-announcing the same totals) are
+//! not written at every flush: a baseline's `last_seen` and a record's `last_announce` are
+//! stored with a granularity of five minutes, so the flush costs rows per *change*, not per
+//! announce. After a crash this can count up to five minutes of one seeder's seeding time twice.
 
 mod admin;
 mod credit;

@@ -150,7 +150,7 @@ impl PrivatePolicy {
             self.metrics.pending_records.sub(out.pending.len() as i64);
             self.metrics.sessions.sub(out.idle as i64);
         }
-        let result = flush::write(&mut conn, &taken, now, timeout);
+        let result = flush::write(&mut conn, &taken);
         let duration = started.elapsed().as_secs_f64();
         self.metrics.flush_duration.observe(duration);
         if let Err(e) = result {

@@ -20,6 +20,13 @@ use crate::model::Totals;
 /// Number of shards (a power of two).
 const SHARDS: usize = 32;
 
+/// How stale a stored `last_seen` (and a record's `last_announce`) may grow before an announce
+/// that changed nothing else is written anyway. Announces that only prove a peer is alive are
+/// most of a private tracker's traffic (idle seeders); writing each would make the flush cost
+/// one database row per announce. The price: after a crash, a seeder's first announce may
+/// credit up to this much seeding time twice.
+pub(crate) const LAST_SEEN_STEP: i64 = 300;
+
 /// Identity of a peer session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct SessionKey {
@@ -35,8 +42,17 @@ pub(crate) struct Session {
     pub(crate) key_id: i64,
     pub(crate) addr: SocketAddr,
     pub(crate) reported: Reported,
-    /// Changed since the last flush wrote it.
+    /// Changed (beyond `last_seen`) since the last flush wrote it.
     pub(crate) dirty: bool,
+    /// The `last_seen` the database holds for this session.
+    pub(crate) written_last_seen: i64,
+}
+
+impl Session {
+    /// True if the next flush must write this baseline.
+    fn due(&self) -> bool {
+        self.dirty || self.reported.last_seen - self.written_last_seen >= LAST_SEEN_STEP
+    }
 }
 
 /// Accounting waiting for a flush, for one (user, torrent).
@@ -118,9 +134,12 @@ impl Shard {
             last_seen: a.now,
         };
         let mut out = Outcome::default();
+        // Whether this announce leaves something the database must learn at the next flush.
+        let mut write = stopped;
         match self.sessions.get_mut(&a.key) {
             Some(s) => {
                 out.credit = credit(Some(&s.reported), t, a.now, a.multipliers, limits);
+                let p = &s.reported;
                 if stopped {
                     let torrent_id = s.torrent_id;
                     self.sessions.remove(&a.key);
@@ -130,11 +149,14 @@ impl Shard {
                     });
                     out.sessions_delta = -1;
                 } else {
+                    s.dirty |= (p.uploaded, p.downloaded, p.left)
+                        != (t.uploaded, t.downloaded, t.left)
+                        || (s.torrent_id, s.key_id, s.addr) != (a.torrent_id, a.key_id, a.addr);
                     s.torrent_id = a.torrent_id;
                     s.key_id = a.key_id;
                     s.addr = a.addr;
                     s.reported = reported;
-                    s.dirty = true;
+                    write |= s.due();
                 }
             }
             None => {
@@ -148,11 +170,16 @@ impl Shard {
                             addr: a.addr,
                             reported,
                             dirty: true,
+                            written_last_seen: a.now,
                         },
                     );
                     out.sessions_delta = 1;
+                    write = true;
                 }
             }
+        }
+        if !write && out.credit.totals == Totals::default() {
+            return out;
         }
         let add = Pending {
             totals: out.credit.totals,
@@ -185,8 +212,9 @@ impl Shard {
                 out.idle += 1;
                 return false;
             }
-            if s.dirty {
+            if s.due() {
                 s.dirty = false;
+                s.written_last_seen = s.reported.last_seen;
                 out.sessions.push((*key, *s));
             }
             true

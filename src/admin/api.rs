@@ -29,8 +29,8 @@ pub const PREFIX: &str = "/api/v1/";
 /// The OpenAPI 3 description of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// The largest request body accepted.
-const MAX_BODY: usize = 64 * 1024;
+/// The largest request body accepted (a bulk allow of ~100,000 torrents fits).
+const MAX_BODY: usize = 8 << 20;
 
 /// One operation of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,7 @@ enum Op {
     RotateKeys,
     RevokeKey,
     ListTorrents,
+    AllowTorrents,
     GetTorrent,
     PutTorrent,
     DeleteTorrent,
@@ -67,6 +68,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/users/{id}/passkeys/rotate"),
     ("DELETE", "/api/v1/passkeys/{passkey}"),
     ("GET", "/api/v1/torrents"),
+    ("POST", "/api/v1/torrents"),
     ("GET", "/api/v1/torrents/{info_hash}"),
     ("PUT", "/api/v1/torrents/{info_hash}"),
     ("DELETE", "/api/v1/torrents/{info_hash}"),
@@ -78,7 +80,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/openapi.json"),
 ];
 
-const OPS: [Op; 18] = [
+const OPS: [Op; 19] = [
     Op::Stats,
     Op::ListUsers,
     Op::CreateUser,
@@ -88,6 +90,7 @@ const OPS: [Op; 18] = [
     Op::RotateKeys,
     Op::RevokeKey,
     Op::ListTorrents,
+    Op::AllowTorrents,
     Op::GetTorrent,
     Op::PutTorrent,
     Op::DeleteTorrent,
@@ -307,6 +310,25 @@ struct IssueKey {
     expires_at: Option<i64>,
 }
 
+/// One element of a bulk allow.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkTorrent {
+    info_hash: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    private: bool,
+    #[serde(default = "one")]
+    upload_multiplier: f64,
+    #[serde(default = "one")]
+    download_multiplier: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchUser {
@@ -425,6 +447,25 @@ fn execute(state: &AdminState, op: Op, params: &[String], query: &str, body: &[u
             Ok((StatusCode::OK, to_value(&key)))
         }
         Op::ListTorrents => Ok((StatusCode::OK, to_value(&policy(state)?.list_torrents()?))),
+        Op::AllowTorrents => {
+            let items: Vec<BulkTorrent> = parse_required(body)?;
+            let items = items
+                .into_iter()
+                .map(|t| {
+                    Ok((
+                        info_hash(&t.info_hash)?,
+                        TorrentOptions {
+                            name: t.name,
+                            private: t.private,
+                            upload_multiplier: t.upload_multiplier,
+                            download_multiplier: t.download_multiplier,
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            let rows = policy(state)?.allow_torrents(&items)?;
+            Ok((StatusCode::OK, json!({ "allowed": rows.len() })))
+        }
         Op::GetTorrent => {
             let ih = info_hash(param(0))?;
             let detail = policy(state)?.torrent(&ih)?;

@@ -42,6 +42,10 @@ struct Args {
     /// `num_want` in each announce.
     #[arg(long, default_value_t = 50)]
     num_want: i32,
+    /// Passkeys, one per line: each announce carries a random one as BEP 41 URL data
+    /// (`/KEY/announce`), as clients of a private tracker do.
+    #[arg(long, value_name = "FILE")]
+    passkey_file: Option<PathBuf>,
 }
 
 fn connect(sock: &UdpSocket, buf: &mut [u8]) -> anyhow::Result<u64> {
@@ -72,6 +76,15 @@ fn main() -> anyhow::Result<()> {
             (0..args.hashes).map(|_| InfoHash(rng.random())).collect()
         }
     };
+    let urls: Vec<String> = match &args.passkey_file {
+        Some(p) => std::fs::read_to_string(p)?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|k| format!("/{k}/announce"))
+            .collect(),
+        None => Vec::new(),
+    };
     let totals = swarmd_bench::Totals::default();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.duration);
@@ -79,7 +92,7 @@ fn main() -> anyhow::Result<()> {
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut workers = Vec::new();
         for s in 0..args.sockets {
-            let (args, hashes, totals) = (&args, &hashes, &totals);
+            let (args, hashes, totals, urls) = (&args, &hashes, &totals, &urls);
             workers.push(scope.spawn(move || -> anyhow::Result<()> {
                 let local: SocketAddr = if args.target.is_ipv4() {
                     "127.0.0.1:0".parse()?
@@ -99,6 +112,11 @@ fn main() -> anyhow::Result<()> {
                     .map(|i| {
                         let r: f64 = rng.random();
                         let h = ((r * r * r) * hashes.len() as f64) as usize;
+                        let url = if urls.is_empty() {
+                            ""
+                        } else {
+                            urls[rng.random_range(0..urls.len())].as_str()
+                        };
                         let mut p = Vec::with_capacity(98);
                         write_announce_request(
                             &mut p,
@@ -115,7 +133,7 @@ fn main() -> anyhow::Result<()> {
                                 key: rng.random(),
                                 num_want: args.num_want,
                                 port: rng.random_range(1025..=65535),
-                                url_data: UrlData::default(),
+                                url_data: UrlData::new(url.as_bytes()),
                             },
                         );
                         p

@@ -356,3 +356,40 @@ fn a_session_follows_its_peer_across_keys_and_addresses() {
         "the old address (port 6881) was never stopped"
     );
 }
+
+/// Announces that change nothing but the time (idle peers) are not written at every flush, only
+/// once their stored `last_seen` is `LAST_SEEN_STEP` old; a change of totals is written at once.
+#[test]
+fn keepalive_announces_are_written_coarsely() {
+    use crate::session::LAST_SEEN_STEP;
+    let (fx, uid, key) = setup(TorrentOptions::default());
+    Ann::new(hash(1), Some(&key)).send(&fx);
+    let f = fx.policy.flush().unwrap();
+    assert_eq!((f.records, f.sessions_written), (1, 1));
+    // A leecher re-announcing with the same totals: nothing to write.
+    for _ in 0..3 {
+        fx.advance(10);
+        Ann::new(hash(1), Some(&key)).send(&fx);
+    }
+    let f = fx.policy.flush().unwrap();
+    assert_eq!((f.records, f.sessions_written), (0, 0));
+    // Once the stored last_seen is LAST_SEEN_STEP old, the next keep-alive is written.
+    fx.advance(LAST_SEEN_STEP as u32);
+    Ann::new(hash(1), Some(&key)).send(&fx);
+    let f = fx.policy.flush().unwrap();
+    assert_eq!((f.records, f.sessions_written), (1, 1));
+    // Progress is written at the next flush, whatever the time.
+    fx.advance(1);
+    Ann::new(hash(1), Some(&key)).totals(5, 7, 93).send(&fx);
+    let f = fx.policy.flush().unwrap();
+    assert_eq!((f.records, f.sessions_written), (1, 1));
+    let t = totals(&fx, uid, hash(1));
+    assert_eq!((t.raw_uploaded, t.raw_downloaded), (5, 7));
+    let stored: i64 = fx
+        .policy
+        .conn
+        .lock()
+        .query_row("SELECT uploaded FROM peer_sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 5, "the baseline went with the totals");
+}

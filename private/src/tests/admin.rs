@@ -358,3 +358,22 @@ fn metrics_register_with_their_names() {
         "registered twice"
     );
 }
+
+#[test]
+fn allow_torrents_is_all_or_none() {
+    let fx = Fx::new(Mode::Listed);
+    let bad = TorrentOptions {
+        upload_multiplier: f64::NAN,
+        ..TorrentOptions::default()
+    };
+    let items = vec![(hash(1), TorrentOptions::default()), (hash(2), bad)];
+    assert!(fx.policy.allow_torrents(&items).unwrap_err().is_invalid());
+    assert!(fx.policy.list_torrents().unwrap().is_empty());
+    let items: Vec<_> = (1..=50u8)
+        .map(|i| (hash(i), TorrentOptions::default()))
+        .collect();
+    let rows = fx.policy.allow_torrents(&items).unwrap();
+    assert_eq!(rows.len(), 50);
+    assert_eq!(fx.policy.list_torrents().unwrap().len(), 50);
+    assert_eq!(fx.policy.stats().torrents, 50);
+}

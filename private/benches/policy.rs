@@ -1,0 +1,106 @@
+//! Benchmarks of the private-mode access policy on the request path: one tracker announce
+//! (passkey and allow-list lookups, client rules, session accounting) against 100,000 listed
+//! torrents, 1,000 users and 65,536 live sessions, as the UDP and HTTP trackers call it.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use criterion::Criterion;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use swarmd_private::{Mode, PrivateConfig, PrivatePolicy, TorrentOptions};
+use swarmd_proto::{Event, InfoHash, PeerId};
+use swarmd_swarm::access::{AccessPolicy, AccessRequest, Protocol, Transfer};
+use swarmd_swarm::clock::ManualClock;
+use swarmd_swarm::{Registry, RegistryConfig};
+
+struct Peer {
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    key: usize,
+    port: u16,
+}
+
+fn bench_announce(c: &mut Criterion) {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let registry = Arc::new(Registry::new(RegistryConfig::default()));
+    let policy = PrivatePolicy::open(
+        &PrivateConfig::new(Mode::Private, ":memory:"),
+        registry,
+        clock.clone(),
+    )
+    .unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    let hashes: Vec<InfoHash> = (0..100_000).map(|_| InfoHash(rng.random())).collect();
+    let items: Vec<_> = hashes
+        .iter()
+        .map(|h| (*h, TorrentOptions::default()))
+        .collect();
+    policy.allow_torrents(&items).unwrap();
+    let keys: Vec<String> = (0..1_000)
+        .map(|i| policy.create_user(&format!("user{i}")).unwrap().1.key)
+        .collect();
+    let peers: Vec<Peer> = (0..65_536)
+        .map(|i| {
+            let r: f64 = rng.random();
+            Peer {
+                info_hash: hashes[((r * r * r) * hashes.len() as f64) as usize],
+                peer_id: PeerId(rng.random()),
+                key: rng.random_range(0..keys.len()),
+                port: 1025 + (i % 60_000) as u16,
+            }
+        })
+        .collect();
+    let client = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
+    let announce = |p: &Peer, uploaded: u64| {
+        policy.announce(&AccessRequest {
+            protocol: Protocol::Udp,
+            info_hash: &p.info_hash,
+            passkey: Some(keys[p.key].as_bytes()),
+            peer_id: Some(&p.peer_id),
+            client,
+            transfer: Some(Transfer {
+                uploaded,
+                downloaded: 0,
+                left: 1000,
+                event: Event::None,
+                port: p.port,
+            }),
+        })
+    };
+    for p in &peers {
+        assert!(announce(p, 0).is_allowed());
+    }
+    let mut g = c.benchmark_group("private_policy");
+    let mut i = 0usize;
+    g.bench_function("announce_keepalive_65k_sessions", |b| {
+        b.iter(|| {
+            i = (i + 7919) & 0xffff;
+            black_box(announce(&peers[i], 0))
+        })
+    });
+    let mut up = 0u64;
+    g.bench_function("announce_progress_65k_sessions", |b| {
+        b.iter(|| {
+            i = (i + 7919) & 0xffff;
+            up += 16_384;
+            black_box(announce(&peers[i], up))
+        })
+    });
+    g.finish();
+    let f = policy.flush().unwrap();
+    println!(
+        "flush after the benchmark: {} records, {} sessions in {:.3} s ({:.2} us per row)",
+        f.records,
+        f.sessions_written,
+        f.duration_secs,
+        f.duration_secs * 1e6 / (f.records + f.sessions_written).max(1) as f64
+    );
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    bench_announce(&mut c);
+    c.final_summary();
+}
