@@ -24,7 +24,12 @@ pub fn read_hashes(path: &Path) -> anyhow::Result<Vec<InfoHash>> {
 
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Latency histogram resolution and range: 2 µs buckets up to 100 ms (and one overflow bucket).
+const BUCKET_US: u64 = 2;
+const BUCKETS: usize = 50_000;
 
 /// Counts shared by a generator's worker threads.
 #[derive(Debug, Default)]
@@ -32,11 +37,51 @@ pub struct Totals {
     sent: AtomicU64,
     received: AtomicU64,
     unexpected: AtomicU64,
+    latency: Mutex<Vec<u64>>,
 }
 
 impl Totals {
-    /// One line for the benchmark scripts, which read the `received N` figure from it:
-    /// `sent S received R non-KIND replies U in T s: X replies/s (L% lost)`.
+    /// Replies received so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    fn merge_latency(&self, local: &[u64]) {
+        let mut h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        if h.is_empty() {
+            h.resize(BUCKETS + 1, 0);
+        }
+        for (a, b) in h.iter_mut().zip(local) {
+            *a += b;
+        }
+    }
+
+    /// The latency at quantile `q` (0..=1) in microseconds, if any reply was timed.
+    pub fn latency_us(&self, q: f64) -> Option<f64> {
+        let h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let n: u64 = h.iter().sum();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((n as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in h.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(((i as u64 + 1) * BUCKET_US) as f64);
+            }
+        }
+        None
+    }
+
+    /// One line for the benchmark scripts, which read the `received N` figure (and, when replies
+    /// were timed, `p50 X us p99 Y us`) from it:
+    /// `sent S received R non-KIND replies U in T s: X replies/s (L% lost) [p50 .. us p99 .. us max .. us]`.
     pub fn report(&self, elapsed: Duration, kind: &str) -> String {
         let secs = elapsed.as_secs_f64();
         let (s, r, u) = (
@@ -44,40 +89,97 @@ impl Totals {
             self.received.load(Ordering::Relaxed),
             self.unexpected.load(Ordering::Relaxed),
         );
-        format!(
+        let mut line = format!(
             "sent {s} received {r} non-{kind} replies {u} in {secs:.1} s: {:.0} replies/s ({:.2}% lost)",
             r as f64 / secs,
             100.0 * s.saturating_sub(r) as f64 / s.max(1) as f64
-        )
+        );
+        if let (Some(p50), Some(p99), Some(max)) = (
+            self.latency_us(0.5),
+            self.latency_us(0.99),
+            self.latency_us(1.0),
+        ) {
+            line += &format!(" p50 {p50:.0} us p99 {p99:.0} us max {max:.0} us");
+        }
+        line
     }
 }
 
-/// Drives one connected socket until `deadline`: sends the next `window` of `packets` (cycling),
-/// then reads replies until the window is answered or a read times out (the rest counts as lost),
-/// and again. `expected` tells wanted replies from others (errors, the server's own queries).
+/// How one socket is driven.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    /// Pre-built requests, sent in order and cycled. Request `i` must carry a transaction id
+    /// from which the reply classifier can recover `i`, for latency.
+    pub packets: &'a [Vec<u8>],
+    /// Requests in flight at most.
+    pub window: usize,
+    /// When to stop.
+    pub deadline: Instant,
+    /// Stop after this many requests (a fill: each packet once); `None` cycles until the deadline.
+    pub limit: Option<usize>,
+    /// Offered load of this socket in requests per second; `None` sends as fast as replies come.
+    pub rate: Option<f64>,
+}
+
+/// What a reply is, to the generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    /// A reply of the wanted kind (not an error, not a query from the server).
+    pub expected: bool,
+    /// The index of the request it answers, if known (for latency).
+    pub request: Option<usize>,
+}
+
+/// Drives one connected socket: sends the next window of requests (paced to `plan.rate` when
+/// set), then reads replies until the window is answered or a read times out (the rest count as
+/// lost), and again, until the deadline or the limit. Replies are timed against their request's
+/// send time.
 pub fn drive(
     sock: &UdpSocket,
-    packets: &[Vec<u8>],
-    window: usize,
-    deadline: Instant,
+    plan: Plan<'_>,
     totals: &Totals,
-    expected: impl Fn(&[u8]) -> bool,
+    classify: impl Fn(&[u8]) -> Reply,
 ) -> std::io::Result<()> {
+    let packets = plan.packets;
     let mut buf = vec![0u8; 2048];
+    let mut sent_at = vec![None::<Instant>; packets.len()];
+    let mut hist = vec![0u64; BUCKETS + 1];
+    let started = Instant::now();
+    let limit = plan.limit.unwrap_or(usize::MAX);
     let mut next = 0usize;
-    while Instant::now() < deadline {
-        for _ in 0..window {
-            sock.send(&packets[next % packets.len()])?;
+    while Instant::now() < plan.deadline && next < limit {
+        if let Some(rate) = plan.rate {
+            let due = started + Duration::from_secs_f64(next as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let batch = plan.window.min(limit - next);
+        for _ in 0..batch {
+            let i = next % packets.len();
+            sock.send(&packets[i])?;
+            sent_at[i] = Some(Instant::now());
             next += 1;
         }
-        totals.sent.fetch_add(window as u64, Ordering::Relaxed);
+        totals.sent.fetch_add(batch as u64, Ordering::Relaxed);
         let mut got = 0u64;
-        for _ in 0..window {
+        for _ in 0..batch {
             match sock.recv(&mut buf) {
                 Ok(n) => {
-                    got += 1;
-                    if !expected(&buf[..n]) {
+                    let reply = classify(&buf[..n]);
+                    if !reply.expected {
                         totals.unexpected.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    got += 1;
+                    if let Some(at) = reply
+                        .request
+                        .and_then(|i| sent_at.get_mut(i))
+                        .and_then(Option::take)
+                    {
+                        let us = at.elapsed().as_micros() as u64;
+                        hist[((us / BUCKET_US) as usize).min(BUCKETS)] += 1;
                     }
                 }
                 Err(_) => break,
@@ -85,5 +187,6 @@ pub fn drive(
         }
         totals.received.fetch_add(got, Ordering::Relaxed);
     }
+    totals.merge_latency(&hist);
     Ok(())
 }

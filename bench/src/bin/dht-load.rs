@@ -39,6 +39,9 @@ struct Args {
     /// Distinct pre-built queries per socket.
     #[arg(long, default_value_t = 1024)]
     packets: usize,
+    /// Offered load in queries per second, over all sockets (default: as fast as answered).
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -103,8 +106,24 @@ fn main() -> anyhow::Result<()> {
                         p
                     })
                     .collect();
-                swarmd_bench::drive(&sock, &packets, args.window, deadline, totals, |b| {
-                    matches!(parse_message(b).map(|m| m.body), Ok(Body::Response(_)))
+                let plan = swarmd_bench::Plan {
+                    packets: &packets,
+                    window: args.window,
+                    deadline,
+                    limit: None,
+                    rate: args.rate.map(|r| r / args.sockets as f64),
+                };
+                swarmd_bench::drive(&sock, plan, totals, |b| match parse_message(b) {
+                    Ok(m) if matches!(m.body, Body::Response(_)) => swarmd_bench::Reply {
+                        expected: true,
+                        request: <[u8; 2]>::try_from(m.transaction_id)
+                            .ok()
+                            .map(|t| usize::from(u16::from_be_bytes(t))),
+                    },
+                    _ => swarmd_bench::Reply {
+                        expected: false,
+                        request: None,
+                    },
                 })?;
                 Ok(())
             }));

@@ -1,6 +1,10 @@
-//! BEP 15 announce load generator: several sockets (threads), each with pre-built announce
-//! packets and a window of requests in flight. Prints replies per second; the benchmark scripts
-//! read the server's CPU time around it.
+//! BEP 15 load generator: several sockets (one thread each), each with pre-built requests
+//! (a connect/announce/scrape mix over skewed info hashes) and a window of requests in flight,
+//! optionally paced to a fixed offered load. Prints replies per second and reply latency; the
+//! benchmark scripts read the server's CPU time around it.
+//!
+//! `--fill N` instead announces N distinct peers per info hash exactly once each (every hash of
+//! the list): the memory benchmark's way to put, say, 2M peers over 1M torrents.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -9,19 +13,20 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use swarmd_bench::{Plan, Reply};
 use swarmd_proto::udp::{
-    parse_response, write_announce_request, write_connect_request, AnnounceRequest, Response,
-    UrlData,
+    parse_response, write_announce_request, write_connect_request, write_scrape_request,
+    AnnounceRequest, Response, UrlData,
 };
 use swarmd_proto::{Event, InfoHash, PeerId};
 
-/// Drive a UDP tracker with announces on loopback.
+/// Drive a UDP tracker on loopback.
 #[derive(Parser, Debug)]
 struct Args {
     /// The tracker's UDP address (loopback only).
     #[arg(long)]
     target: SocketAddr,
-    /// Seconds to run.
+    /// Seconds to run (a fill stops earlier once every peer is announced).
     #[arg(long, default_value_t = 10)]
     duration: u64,
     /// Sockets (one thread each).
@@ -36,12 +41,21 @@ struct Args {
     /// Number of random info hashes when no file is given.
     #[arg(long, default_value_t = 10_000)]
     hashes: usize,
-    /// Pre-built distinct announce packets per socket.
+    /// Pre-built distinct requests per socket (distinct peers, for announces).
     #[arg(long, default_value_t = 4096)]
     packets: usize,
     /// `num_want` in each announce.
     #[arg(long, default_value_t = 50)]
     num_want: i32,
+    /// Request mix, percent, as CONNECT:ANNOUNCE:SCRAPE.
+    #[arg(long, default_value = "0:100:0")]
+    mix: String,
+    /// Offered load in requests per second, over all sockets (default: as fast as answered).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Announce this many distinct peers on every info hash, once each, then stop.
+    #[arg(long, value_name = "PEERS_PER_HASH")]
+    fill: Option<usize>,
     /// Passkeys, one per line: each announce carries a random one as BEP 41 URL data
     /// (`/KEY/announce`), as clients of a private tracker do.
     #[arg(long, value_name = "FILE")]
@@ -63,12 +77,62 @@ fn connect(sock: &UdpSocket, buf: &mut [u8]) -> anyhow::Result<u64> {
     anyhow::bail!("no connect reply from the tracker")
 }
 
+/// A skewed pick: a few big swarms get most requests (the cube of a uniform draw).
+fn skewed(rng: &mut StdRng, n: usize) -> usize {
+    let r: f64 = rng.random();
+    (((r * r * r) * n as f64) as usize).min(n - 1)
+}
+
+fn parse_mix(mix: &str) -> anyhow::Result<[u32; 3]> {
+    let parts: Vec<u32> = mix
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("--mix {mix:?}: {e}"))?;
+    anyhow::ensure!(
+        parts.len() == 3 && parts.iter().sum::<u32>() == 100,
+        "--mix wants CONNECT:ANNOUNCE:SCRAPE percentages adding up to 100"
+    );
+    Ok([parts[0], parts[1], parts[2]])
+}
+
+struct Announce<'a> {
+    id: u64,
+    tid: u32,
+    info_hash: InfoHash,
+    port: u16,
+    seeder: bool,
+    url: &'a str,
+}
+
+fn announce(p: &mut Vec<u8>, a: &Announce<'_>, rng: &mut StdRng, num_want: i32) {
+    write_announce_request(
+        p,
+        &AnnounceRequest {
+            connection_id: a.id,
+            transaction_id: a.tid,
+            info_hash: a.info_hash,
+            peer_id: PeerId(rng.random()),
+            downloaded: 0,
+            left: if a.seeder { 0 } else { 1000 },
+            uploaded: 0,
+            event: Event::None,
+            ip: None,
+            key: rng.random(),
+            num_want,
+            port: a.port,
+            url_data: UrlData::new(a.url.as_bytes()),
+        },
+    );
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
         args.target.ip().is_loopback(),
         "load generators only target loopback addresses"
     );
+    let mix = parse_mix(&args.mix)?;
     let hashes: Vec<InfoHash> = match &args.hash_file {
         Some(p) => swarmd_bench::read_hashes(p)?,
         None => {
@@ -88,6 +152,7 @@ fn main() -> anyhow::Result<()> {
     let totals = swarmd_bench::Totals::default();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.duration);
+    let per_socket_rate = args.rate.map(|r| r / args.sockets as f64);
 
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut workers = Vec::new();
@@ -105,42 +170,74 @@ fn main() -> anyhow::Result<()> {
                 let mut buf = vec![0u8; 2048];
                 let id = connect(&sock, &mut buf)?;
                 sock.set_read_timeout(Some(Duration::from_millis(20)))?;
-                // Pre-built packets: skewed towards the first hashes (a few big swarms), random
-                // ports, half seeders.
                 let mut rng = StdRng::seed_from_u64(s as u64 + 100);
-                let packets: Vec<Vec<u8>> = (0..args.packets)
-                    .map(|i| {
-                        let r: f64 = rng.random();
-                        let h = ((r * r * r) * hashes.len() as f64) as usize;
-                        let url = if urls.is_empty() {
-                            ""
-                        } else {
-                            urls[rng.random_range(0..urls.len())].as_str()
+                let pick_url = |rng: &mut StdRng| -> &str {
+                    if urls.is_empty() {
+                        ""
+                    } else {
+                        urls[rng.random_range(0..urls.len())].as_str()
+                    }
+                };
+                let mut packets: Vec<Vec<u8>> = Vec::new();
+                if let Some(per_hash) = args.fill {
+                    // This socket's share of every (hash, peer) pair, each announced once.
+                    let pairs = hashes.len() * per_hash;
+                    for i in (s..pairs).step_by(args.sockets) {
+                        let mut p = Vec::with_capacity(100);
+                        let a = Announce {
+                            id,
+                            tid: packets.len() as u32,
+                            info_hash: hashes[i / per_hash],
+                            port: 1025 + (i % per_hash) as u16,
+                            seeder: i % 2 == 0,
+                            url: pick_url(&mut rng),
                         };
-                        let mut p = Vec::with_capacity(98);
-                        write_announce_request(
-                            &mut p,
-                            &AnnounceRequest {
-                                connection_id: id,
-                                transaction_id: i as u32,
-                                info_hash: hashes[h.min(hashes.len() - 1)],
-                                peer_id: PeerId(rng.random()),
-                                downloaded: 0,
-                                left: if i % 2 == 0 { 0 } else { 1000 },
-                                uploaded: 0,
-                                event: Event::None,
-                                ip: None,
-                                key: rng.random(),
-                                num_want: args.num_want,
+                        announce(&mut p, &a, &mut rng, 0);
+                        packets.push(p);
+                    }
+                } else {
+                    for i in 0..args.packets {
+                        let mut p = Vec::with_capacity(100);
+                        let tid = i as u32;
+                        let roll = rng.random_range(0..100);
+                        if roll < mix[0] {
+                            write_connect_request(&mut p, tid);
+                        } else if roll < mix[0] + mix[1] {
+                            let a = Announce {
+                                id,
+                                tid,
+                                info_hash: hashes[skewed(&mut rng, hashes.len())],
                                 port: rng.random_range(1025..=65535),
-                                url_data: UrlData::new(url.as_bytes()),
-                            },
-                        );
-                        p
-                    })
-                    .collect();
-                swarmd_bench::drive(&sock, &packets, args.window, deadline, totals, |b| {
-                    matches!(parse_response(b), Ok(Response::Announce { .. }))
+                                seeder: i % 2 == 0,
+                                url: pick_url(&mut rng),
+                            };
+                            announce(&mut p, &a, &mut rng, args.num_want);
+                        } else {
+                            let n = rng.random_range(1..=4);
+                            let asked: Vec<InfoHash> = (0..n)
+                                .map(|_| hashes[skewed(&mut rng, hashes.len())])
+                                .collect();
+                            write_scrape_request(&mut p, id, tid, &asked);
+                        }
+                        packets.push(p);
+                    }
+                }
+                let plan = Plan {
+                    packets: &packets,
+                    window: args.window,
+                    deadline,
+                    limit: args.fill.map(|_| packets.len()),
+                    rate: per_socket_rate,
+                };
+                swarmd_bench::drive(&sock, plan, totals, |b| match parse_response(b) {
+                    Ok(Response::Error { .. }) | Err(_) => Reply {
+                        expected: false,
+                        request: None,
+                    },
+                    Ok(r) => Reply {
+                        expected: true,
+                        request: Some(r.transaction_id() as usize),
+                    },
                 })?;
                 Ok(())
             }));
@@ -150,6 +247,6 @@ fn main() -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    println!("{}", totals.report(start.elapsed(), "announce"));
+    println!("{}", totals.report(start.elapsed(), "expected"));
     Ok(())
 }

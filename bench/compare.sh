@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# One command, side by side: swarmd against Debian's opentracker (built whitelist-only, so the
+# test hashes are written into its allow list) on loopback. Each server is pinned to core 0 (one
+# UDP worker, one runtime thread for swarmd), the load generators to core 1. Phases:
+#   memory  FILL peers per hash over HASHES info hashes, announced once each (default 2 x 1M)
+#   udp     connect/announce/scrape mix 5:85:10 at a fixed offered load (UDP_RATE), then saturated
+#   http    wrk announces, keep-alive and Connection: close (opentracker closes every connection)
+#   dht     swarmd's DHT node saturated with ping/find_node/get_peers from 16 source ports
+# and prints one table: requests/s, server CPU seconds per million requests, latency p99, peak
+# RSS, bytes per peer, and the swarmd/opentracker ratios. Server CPU comes from /proc/PID/stat.
+# Usage: bench/compare.sh        (env: SECS=10 HASHES=1000000 FILL=2 UDP_RATE=80000)
+# Needs root (apt for opentracker/wrk, and opentracker's chroot); finishes in under 5 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${SECS:-10}; nhash=${HASHES:-1000000}; fill=${FILL:-2}; udp_rate=${UDP_RATE:-80000}
+if ! command -v opentracker >/dev/null || ! command -v wrk >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opentracker wrk >/dev/null
+fi
+cargo build --release --locked -p swarmd --bin swarmd -p swarmd-bench --bin udp-load --bin dht-load 2>&1 | tail -1
+t0=$(date +%s)
+work=$(mktemp -d); chmod 755 "$work"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+python3 -c "
+import os
+print('\n'.join(os.urandom(20).hex() for _ in range($nhash)))" > "$work/hashes.txt"
+head -n 100000 "$work/hashes.txt" > "$work/hashes-http.txt"
+cp "$work/hashes.txt" "$work/whitelist.txt"
+tck=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }          # utime + stime, clock ticks
+rss() { awk "/$2/ {print \$2}" "/proc/$1/status"; }          # kB
+sw_udp=17969; sw_http=17968; sw_dht=17881; sw_admin=17970; ot_udp=17979; ot_http=17978
+
+SWARMD__UDP__WORKERS=1 SWARMD__SERVER__WORKER_THREADS=1 SWARMD__DHT__BOOTSTRAP_NODES="[]" \
+SWARMD__DHT__RATE_LIMIT_PER_SEC=0 SWARMD__LOG__LEVEL=warn \
+  taskset -c 0 target/release/swarmd serve --udp-bind "127.0.0.1:$sw_udp" --http-bind "127.0.0.1:$sw_http" \
+  --dht-bind "127.0.0.1:$sw_dht" --admin-bind "127.0.0.1:$sw_admin" 2>"$work/swarmd.log" &
+sw=$!
+cat > "$work/ot.conf" <<CONF
+access.whitelist whitelist.txt
+listen.udp.workers 1
+listen.udp 127.0.0.1:$ot_udp
+listen.tcp 127.0.0.1:$ot_http
+tracker.rootdir $work
+CONF
+taskset -c 0 opentracker -f "$work/ot.conf" -u nobody -d "$work" >/dev/null 2>&1 &
+ot=$!
+
+udp() { taskset -c 1 target/release/udp-load --target "127.0.0.1:$1" --hash-file "$work/hashes.txt" "${@:2}"; }
+# Both up (opentracker has read its allow list when it answers an allowed announce).
+for port in $sw_udp $ot_udp; do
+  for _ in $(seq 100); do
+    udp "$port" --duration 1 --packets 8 --sockets 1 | grep -q 'received [1-9]' && break
+  done
+done
+
+declare -A R
+# measure NAME PID COMMAND...: runs the command, records replies/s, CPU s per 1M, p99, from its
+# output ("received N ... p99 X us" from our generators, wrk's "Requests/sec" and "99%").
+measure() {
+  local name=$1 pid=$2; shift 2
+  local c0 c1 out n p99 t_start t_end
+  c0=$(cpu "$pid"); t_start=$(date +%s.%N)
+  out=$("$@")
+  t_end=$(date +%s.%N); c1=$(cpu "$pid")
+  n=$(echo "$out" | sed -n 's/.*received \([0-9]*\) .*/\1/p; s/^ *\([0-9]*\) requests in .*/\1/p' | head -1)
+  p99=$(echo "$out" | sed -n 's/.* p99 \([0-9.]*\) us.*/\1/p; s/^ *99% *\([0-9.]*\)\(us\|ms\|s\)$/\1 \2/p' | head -1)
+  R[$name.n]=$n
+  R[$name.rate]=$(awk -v n="$n" -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.0f", n / (b - a) }')
+  R[$name.cpu]=$(awk -v c=$((c1 - c0)) -v t="$tck" -v n="$n" 'BEGIN { printf "%.2f", c / t / n * 1e6 }')
+  R[$name.p99]=$(echo "$p99" | awk '{ v = $1; if ($2 == "ms") v *= 1000; if ($2 == "s") v *= 1e6; printf "%.0f", v }')
+  echo "$name: $(echo "$out" | tail -1)" >&2
+}
+
+# Memory: growth of resident memory while FILL x HASHES peers are announced, per peer.
+for s in sw ot; do
+  if [ $s = sw ]; then pid=$sw; port=$sw_udp; else pid=$ot; port=$ot_udp; fi
+  r0=$(rss "$pid" VmRSS)
+  out=$(udp "$port" --fill "$fill" --window 64 --duration 120)
+  r1=$(rss "$pid" VmRSS)
+  got=$(echo "$out" | sed -n 's/.*received \([0-9]*\) .*/\1/p')
+  R[$s.peers]=$got
+  R[$s.bpp]=$(awk -v a="$r0" -v b="$r1" -v n="$got" 'BEGIN { printf "%.1f", (b - a) * 1024 / n }')
+  echo "fill $s: $out (RSS $r0 -> $r1 kB)" >&2
+done
+
+for s in sw ot; do
+  if [ $s = sw ]; then pid=$sw; port=$sw_udp; else pid=$ot; port=$ot_udp; fi
+  measure "$s.udpfixed" "$pid" udp "$port" --mix 5:85:10 --rate "$udp_rate" --duration "$secs"
+  measure "$s.udpmax" "$pid" udp "$port" --mix 5:85:10 --duration "$secs"
+done
+
+wrk_run() { # port extra-args...
+  HASHES="$work/hashes-http.txt" taskset -c 1 wrk -t1 -c64 --latency -s bench/http-wrk.lua "${@:2}" "http://127.0.0.1:$1"; }
+for s in sw ot; do
+  if [ $s = sw ]; then pid=$sw; port=$sw_http; else pid=$ot; port=$ot_http; fi
+  wrk_run "$port" -d2s >/dev/null
+  measure "$s.httpka" "$pid" wrk_run "$port" -d"${secs}s"
+  measure "$s.httpclose" "$pid" wrk_run "$port" -d"${secs}s" -H "Connection: close"
+done
+
+taskset -c 1 target/release/dht-load --target "127.0.0.1:$sw_dht" --duration 2 >/dev/null
+measure sw.dht "$sw" taskset -c 1 target/release/dht-load --target "127.0.0.1:$sw_dht" --duration "$secs"
+
+R[sw.hwm]=$(rss "$sw" VmHWM); R[ot.hwm]=$(rss "$ot" VmHWM)
+R[sw.persec]=x
+elapsed=$(( $(date +%s) - t0 ))
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "" || b == "") print "-"; else printf "%.2fx", a / b }'; }
+row() { printf "| %-44s | %12s | %12s | %8s |\n" "$1" "$2" "$3" "$4"; }
+echo
+echo "swarmd $(target/release/swarmd --version | awk '{print $2}') vs $(dpkg-query -W -f='opentracker ${Version}' opentracker 2>/dev/null) -- $nhash hashes, $(nproc) cores, ${secs}s per phase, ${elapsed}s in all"
+row "metric" "swarmd" "opentracker" "sw/ot"
+row "--------------------------------------------" "------------" "------------" "--------"
+row "memory: bytes per peer (${fill} x $nhash peers)" "${R[sw.bpp]}" "${R[ot.bpp]}" "$(ratio "${R[sw.bpp]}" "${R[ot.bpp]}")"
+row "memory: peers stored by the fill" "${R[sw.peers]}" "${R[ot.peers]}" ""
+for k in udpfixed udpmax httpka httpclose; do
+  case $k in
+    udpfixed) label="udp mix at $udp_rate/s offered";; udpmax) label="udp mix saturated";;
+    httpka) label="http keep-alive (opentracker closes anyway)";; httpclose) label="http Connection: close";;
+  esac
+  row "$label: replies/s" "${R[sw.$k.rate]}" "${R[ot.$k.rate]}" "$(ratio "${R[sw.$k.rate]}" "${R[ot.$k.rate]}")"
+  row "$label: server CPU s per 1M" "${R[sw.$k.cpu]}" "${R[ot.$k.cpu]}" "$(ratio "${R[sw.$k.cpu]}" "${R[ot.$k.cpu]}")"
+  row "$label: p99 latency us" "${R[sw.$k.p99]}" "${R[ot.$k.p99]}" "$(ratio "${R[sw.$k.p99]}" "${R[ot.$k.p99]}")"
+done
+row "dht queries saturated: replies/s" "${R[sw.dht.rate]}" "-" ""
+row "dht: server CPU s per 1M" "${R[sw.dht.cpu]}" "-" ""
+row "dht: p99 latency us" "${R[sw.dht.p99]}" "-" ""
+row "peak RSS kB (whole run)" "${R[sw.hwm]}" "${R[ot.hwm]}" "$(ratio "${R[sw.hwm]}" "${R[ot.hwm]}")"
+echo "(CPU s per 1M requests = server user+system CPU seconds per million replies; lower is better."
+echo " Requests/s per server core = replies/s / (CPU s per 1M * replies/s / 1e6).)"
