@@ -62,7 +62,7 @@ pub async fn serve(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
+        // TCP_NODELAY is inherited from the listener (see `bind_tcp`).
         let handler = tracker.clone();
         let service = service_fn(move |req: Request<Incoming>| {
             let response = handler.respond(req.method(), req.uri(), req.headers(), peer);
