@@ -1,7 +1,8 @@
 //! BitTorrent client library of swarmd: metainfo files (parse, validate, create) and BEP 9 magnet
 //! links, tracker clients (HTTP, UDP, scrape, BEP 12 tiers), a read-only DHT client
-//! ([`dht`]) and generic rendezvous under the SHA-1 of a name ([`rendezvous`]). Peer wire and
-//! storage come in later issues.
+//! ([`dht`]) and generic rendezvous under the SHA-1 of a name ([`rendezvous`]); the choker
+//! ([`choke`]), the piece picker ([`picker`]) and piece storage ([`storage`]: file and memory
+//! backends, SHA-1 verification off the runtime, resume recheck).
 
 pub mod choke;
 pub mod dht;
@@ -9,6 +10,7 @@ pub mod magnet;
 pub mod metainfo;
 pub mod picker;
 pub mod rendezvous;
+pub mod storage;
 pub mod tracker;
 
 pub use magnet::{Magnet, MagnetError};
