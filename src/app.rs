@@ -434,7 +434,7 @@ async fn sweeper(
 
 /// Runs swarmd until `shutdown` completes, then stops gracefully.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let running = start(config, Options::default()).await?;
+    // SIGHUP is caught before the listeners start, so an early reload never kills the process.
     let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -442,6 +442,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             None
         }
     };
+    let running = start(config, Options::default()).await?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

@@ -899,10 +899,13 @@ mod doc_tests {
         }
     }
 
-    /// The deploy example must stay valid.
+    /// The deploy examples (public and private tracker) must stay valid.
     #[test]
     fn deploy_example_is_valid() {
-        let text = include_str!("../deploy/swarmd.example.toml");
-        Config::from_toml(text, "deploy/swarmd.example.toml").unwrap();
+        let text = include_str!("../deploy/config.example.toml");
+        Config::from_toml(text, "deploy/config.example.toml").unwrap();
+        let text = include_str!("../deploy/config.private.example.toml");
+        let private = Config::from_toml(text, "deploy/config.private.example.toml").unwrap();
+        assert_eq!(private.access.mode, swarmd_private::Mode::Private);
     }
 }

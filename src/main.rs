@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use swarmd::config::{Config, LogFormat, DEFAULT_TOML};
 
 mod cli_admin;
+mod cli_health;
 
 /// BitTorrent tracker (HTTP and UDP), Mainline DHT node and swarm registry server.
 #[derive(Parser, Debug)]
@@ -41,6 +42,9 @@ enum Command {
     /// Manage a running listed or private tracker through its admin API: users, passkeys, the
     /// allow list, client rules, statistics.
     Admin(cli_admin::AdminArgs),
+    /// GET a health URL (such as http://127.0.0.1:6970/readyz): exit 0 on HTTP 200, 1 otherwise
+    /// (for container HEALTHCHECKs).
+    Health(cli_health::HealthArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -198,6 +202,7 @@ fn main() -> ExitCode {
         Command::Announce(args) => announce::run(args),
         Command::Rendezvous(args) => rendezvous::run(args),
         Command::Admin(args) => cli_admin::run(args),
+        Command::Health(args) => cli_health::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -235,7 +240,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let runtime = runtime.build().context("cannot start the runtime")?;
     let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
-    let result = runtime.block_on(swarmd::run(config, shutdown_signal()));
+    let result = runtime.block_on(async {
+        let shutdown = shutdown_signal();
+        swarmd::run(config, shutdown).await
+    });
     // Tasks that ignored the grace period must not hold the process open.
     runtime.shutdown_timeout(grace);
     result
@@ -243,35 +251,40 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Completes on the first SIGINT or SIGTERM. A second signal during the graceful stop exits at
 /// once.
-async fn shutdown_signal() {
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (mut term, mut int) = match (
+    // Installed now, not when the future is first polled: a signal that arrives while the
+    // listeners start must stop the server gracefully, not kill it with the default action.
+    let streams = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "cannot listen for signals; stop with SIGKILL");
-            std::future::pending::<()>().await;
-            return;
-        }
-    };
-    let which = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(
-        signal = which,
-        "stopping: no new connections, finishing requests"
     );
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        eprintln!("swarmd: second signal, exiting now");
-        std::process::exit(1);
-    });
+    async move {
+        let (mut term, mut int) = match streams {
+            (Ok(t), Ok(i)) => (t, i),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot listen for signals; stop with SIGKILL");
+                std::future::pending::<()>().await;
+                return;
+            }
+        };
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(
+            signal = which,
+            "stopping: no new connections, finishing requests"
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            eprintln!("swarmd: second signal, exiting now");
+            std::process::exit(1);
+        });
+    }
 }
 
 mod torrent {
