@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, from Debian's packages:
 #   python3-libtorrent  real BitTorrent client for interop tests (run with /usr/bin/python3)
+#   aria2               aria2c, a real BitTorrent client fetching from `swarmd seed` (tests/interop/transfer.rs)
 #   prometheus          for `promtool check metrics` on a live /metrics scrape
 #   curl                for scripts/check-metrics.sh
 #   mktorrent           metainfo interop (tests/interop/metainfo.rs)
@@ -13,7 +14,7 @@
 # Idempotent: does nothing when everything is present. Needs root (or sudo) for apt.
 set -euo pipefail
 
-packages=(python3-libtorrent prometheus curl mktorrent transmission-cli systemd procps docker-compose python3-venv)
+packages=(python3-libtorrent aria2 prometheus curl mktorrent transmission-cli systemd procps docker-compose python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,7 @@ use swarmd::config::{Config, LogFormat, DEFAULT_TOML};
 
 mod cli_admin;
 mod cli_health;
+mod cli_transfer;
 
 /// BitTorrent tracker (HTTP and UDP), Mainline DHT node and swarm registry server.
 #[derive(Parser, Debug)]
@@ -45,6 +46,12 @@ enum Command {
     /// GET a health URL (such as http://127.0.0.1:6970/readyz): exit 0 on HTTP 200, 1 otherwise
     /// (for container HEALTHCHECKs).
     Health(cli_health::HealthArgs),
+    /// Download a torrent (a .torrent file or a magnet link) into a folder: progress on a
+    /// terminal, exit 0 when complete; Ctrl-C or SIGTERM announces `stopped` and exits 130/143.
+    Download(cli_transfer::DownloadArgs),
+    /// Seed a torrent from the folder holding its data (refused unless every piece verifies),
+    /// until Ctrl-C or SIGTERM.
+    Seed(cli_transfer::SeedArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -203,6 +210,8 @@ fn main() -> ExitCode {
         Command::Rendezvous(args) => rendezvous::run(args),
         Command::Admin(args) => cli_admin::run(args),
         Command::Health(args) => cli_health::run(args),
+        Command::Download(args) => return cli_transfer::exit(cli_transfer::download(args)),
+        Command::Seed(args) => return cli_transfer::exit(cli_transfer::seed(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

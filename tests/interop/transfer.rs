@@ -1,0 +1,441 @@
+//! Interop of real transfers through our tracker on 127.0.0.1 (system clock): Debian's
+//! python3-libtorrent (run with `/usr/bin/python3`) seeds and the `swarmd download` binary
+//! fetches; the `swarmd seed` binary seeds and `aria2c` fetches. The files must hash the same.
+//! Torrents are v1-only, made by client-core's `create` (no pad files).
+//! `scripts/install-deps.sh` installs python3-libtorrent and aria2.
+//!
+//! The ignored `throughput_256_mib_swarmd_beside_libtorrent` prints the seconds a 256 MiB file
+//! takes over loopback, swarmd -> swarmd and libtorrent -> libtorrent in the same run:
+//! `cargo test --release --locked --test interop_transfer -- --ignored --nocapture`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::served::BIN;
+use common::test_config;
+use sha1::{Digest, Sha1};
+use swarmd::Running;
+use swarmd_client_core::session::{StorageConfig, Torrent, TorrentConfig, TorrentSource};
+use swarmd_client_core::{CreateOptions, Metainfo};
+use swarmd_proto::InfoHash;
+
+const PYTHON: &str = "/usr/bin/python3";
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/interop/libtorrent_transfer.py"
+);
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn require_libtorrent() {
+    let out = Command::new(PYTHON)
+        .args(["-c", "import libtorrent; print(libtorrent.__version__)"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "python3-libtorrent is required for this test (scripts/install-deps.sh installs it): {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!(
+            "python3-libtorrent is required for this test (scripts/install-deps.sh installs it): cannot run {PYTHON}: {e}"
+        ),
+    }
+}
+
+fn require_aria2() {
+    match Command::new("aria2c").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "aria2c is required for this test (scripts/install-deps.sh installs aria2): {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => {
+            panic!("aria2c is required for this test (scripts/install-deps.sh installs aria2): {e}")
+        }
+    }
+}
+
+/// A fresh folder under the temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("swarmd-xfer-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed (and reaped) on drop, so a failing test leaves nothing behind.
+struct Reaped(Option<Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// Writes a two-file folder `root/NAME` (the files meet inside a piece) and its v1 `.torrent`
+/// naming `url`; returns the torrent's path and metainfo.
+fn make_torrent(root: &Path, name: &str, url: &str) -> (PathBuf, Metainfo) {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("first.bin"), pattern(1_234_567, 1)).unwrap();
+    std::fs::write(dir.join("second.bin"), pattern(2_345_678, 2)).unwrap();
+    let torrent = swarmd_client_core::metainfo::create(
+        &dir,
+        &CreateOptions {
+            trackers: vec![vec![url.to_owned()]],
+            piece_length: Some(64 << 10),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .unwrap();
+    let path = root.join(format!("{name}.torrent"));
+    std::fs::write(&path, &torrent).unwrap();
+    (path, Metainfo::from_bytes(&torrent).unwrap())
+}
+
+/// SHA-1 of each file of the torrent under `root`, in order.
+fn hashes(meta: &Metainfo, root: &Path) -> Vec<String> {
+    meta.files()
+        .iter()
+        .map(|f| {
+            let p = f.path.iter().fold(root.join(meta.name()), |p, c| p.join(c));
+            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            format!("{:x}", Sha1::digest(&bytes))
+        })
+        .collect()
+}
+
+async fn server() -> Running {
+    let mut config = test_config();
+    config.http.bind = vec!["127.0.0.1:0".parse().unwrap()];
+    config.udp.bind = vec!["127.0.0.1:0".parse().unwrap()];
+    config.tracker.announce_interval_secs = 5;
+    config.tracker.min_announce_interval_secs = 1;
+    config.registry.peer_timeout_secs = 60;
+    swarmd::start(config, swarmd::Options::default())
+        .await
+        .expect("server starts")
+}
+
+fn http_url(srv: &Running) -> String {
+    let a = srv.http_addrs().iter().find(|a| a.is_ipv4()).unwrap();
+    // libtorrent accepts a loopback tracker only with exactly this path.
+    format!("http://{a}/announce")
+}
+
+/// Peers (seeders + leechers) our tracker holds for `ih`.
+fn tracked(srv: &Running, ih: InfoHash) -> u32 {
+    let mut all = Vec::new();
+    srv.registry().full_scrape(1000, &mut all);
+    all.iter()
+        .find(|(h, _)| *h == ih)
+        .map_or(0, |(_, s)| s.complete + s.incomplete)
+}
+
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits for `child` off the runtime (killing it at the deadline); its output.
+async fn finish(child: Child, what: &'static str) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let mut reaped = Reaped(Some(child));
+        let start = Instant::now();
+        while reaped.0.as_mut().unwrap().try_wait().unwrap().is_none() {
+            if start.elapsed() > DEADLINE {
+                let mut c = reaped.0.take().unwrap();
+                let _ = c.kill();
+                let out = c.wait_with_output().unwrap();
+                panic!(
+                    "{what} did not finish in time; stdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        reaped.0.take().unwrap().wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_seeds_and_swarmd_download_fetches_through_our_tracker() {
+    require_libtorrent();
+    let srv = server().await;
+    let work = TempDir::new("lt-seed");
+    let seed_root = work.0.join("seed");
+    let (torrent, meta) = make_torrent(&seed_root, "ltpayload", &http_url(&srv));
+    let want = hashes(&meta, &seed_root);
+
+    let mut lt = Command::new(PYTHON)
+        .arg(SCRIPT)
+        .arg("seed")
+        .arg(&torrent)
+        .arg(&seed_root)
+        .arg(http_url(&srv))
+        .arg("120")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lt_out = BufReader::new(lt.stdout.take().unwrap());
+    let lt_in = lt.stdin.take().unwrap();
+    let lt = Reaped(Some(lt));
+    let (first, lt_out) = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        lt_out.read_line(&mut line).unwrap();
+        (line, lt_out)
+    })
+    .await
+    .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&first)
+        .unwrap_or_else(|e| panic!("libtorrent seeder gave no status ({e}): {first:?}"));
+    assert_eq!(
+        ready["seeding"], true,
+        "libtorrent did not start seeding: {ready:#}"
+    );
+    assert_eq!(tracked(&srv, meta.info_hash()), 1);
+
+    // The real binary, with the torrent's own tracker (ours).
+    let out_dir = work.0.join("out");
+    let started = Instant::now();
+    let dl = Command::new(BIN)
+        .arg("download")
+        .arg(&torrent)
+        .arg("-o")
+        .arg(&out_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(dl, "swarmd download").await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "swarmd download failed: {stderr}");
+    eprintln!(
+        "libtorrent -> swarmd download: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(hashes(&meta, &out_dir), want, "downloaded files differ");
+    // swarmd announced `stopped`: only libtorrent is left at the tracker.
+    until("swarmd's stopped announce", || {
+        tracked(&srv, meta.info_hash()) == 1
+    })
+    .await;
+
+    drop(lt_in);
+    let (last, mut lt) = tokio::task::spawn_blocking(move || {
+        let mut lt_out = lt_out;
+        let mut line = String::new();
+        lt_out.read_line(&mut line).unwrap();
+        (line, lt)
+    })
+    .await
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&last)
+        .unwrap_or_else(|e| panic!("libtorrent gave no final report ({e}): {last:?}"));
+    assert!(
+        report["uploaded"].as_u64().unwrap() >= meta.total_length(),
+        "libtorrent uploaded less than the torrent: {report:#}"
+    );
+    let status = lt.0.take().unwrap().wait().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarmd_seed_and_aria2_fetches_through_our_tracker() {
+    require_aria2();
+    let srv = server().await;
+    let work = TempDir::new("aria2");
+    let seed_root = work.0.join("seed");
+    let (torrent, meta) = make_torrent(&seed_root, "ariapayload", &http_url(&srv));
+    let want = hashes(&meta, &seed_root);
+
+    let seeder = Command::new(BIN)
+        .arg("seed")
+        .arg(&torrent)
+        .arg("--data")
+        .arg(&seed_root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = seeder.id();
+    let mut seeder = Reaped(Some(seeder));
+    let ih = meta.info_hash();
+    until("swarmd seed's started announce", || tracked(&srv, ih) == 1).await;
+
+    let out_dir = work.0.join("out");
+    let started = Instant::now();
+    let aria = Command::new("aria2c")
+        .args([
+            "--interface=127.0.0.1",
+            "--disable-ipv6=true",
+            "--enable-dht=false",
+            "--enable-dht6=false",
+            "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false",
+            "--seed-time=0",
+            "--bt-stop-timeout=60",
+            "--file-allocation=none",
+            "--summary-interval=0",
+            "--console-log-level=warn",
+        ])
+        .arg(format!("--dir={}", out_dir.display()))
+        .arg(&torrent)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(aria, "aria2c").await;
+    assert!(
+        out.status.success(),
+        "aria2c failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "swarmd seed -> aria2c: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(hashes(&meta, &out_dir), want, "aria2's files differ");
+
+    // Ctrl-C: swarmd seed announces `stopped` and exits 130.
+    let killed = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    until("swarmd seed's stopped announce", || tracked(&srv, ih) == 0).await;
+    let out = finish(seeder.0.take().unwrap(), "swarmd seed").await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
+    let uploaded: u64 = stderr
+        .split("; up ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary line: {stderr}"));
+    assert!(
+        uploaded >= meta.total_length(),
+        "swarmd seed uploaded {uploaded}: {stderr}"
+    );
+}
+
+/// Seconds for a 256 MiB file over loopback: swarmd -> swarmd (client-core sessions, files on
+/// disk) beside libtorrent -> libtorrent (one python process, rate limits off), same torrent.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "throughput figure: 256 MiB on disk; run with --release --ignored --nocapture"]
+async fn throughput_256_mib_swarmd_beside_libtorrent() {
+    require_libtorrent();
+    let work = TempDir::new("throughput");
+    let seed_root = work.0.join("seed");
+    let dir = seed_root.join("big");
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("big.bin")).unwrap());
+        for i in 0..256u32 {
+            f.write_all(&pattern(1 << 20, i.wrapping_mul(7919)))
+                .unwrap();
+        }
+    }
+    let torrent =
+        swarmd_client_core::metainfo::create(&dir, &CreateOptions::default(), |_| {}).unwrap();
+    let meta = Metainfo::from_bytes(&torrent).unwrap();
+    let tpath = work.0.join("big.torrent");
+    std::fs::write(&tpath, &torrent).unwrap();
+    let want = hashes(&meta, &seed_root);
+
+    // swarmd -> swarmd.
+    let cfg = |dir: &Path, seed: bool| {
+        let mut c = TorrentConfig::new(
+            TorrentSource::Torrent(torrent.clone()),
+            StorageConfig::Directory(dir.to_path_buf()),
+        );
+        c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.announce.trackers = Some(Vec::new());
+        c.seed_only = seed;
+        c
+    };
+    let seeder = Torrent::start(cfg(&seed_root, true)).await.unwrap();
+    seeder.wait_complete().await.unwrap();
+    let sw_dir = work.0.join("sw");
+    let mut lc = cfg(&sw_dir, false);
+    lc.announce.peers = vec![seeder.listen_addr()];
+    let start = Instant::now();
+    let leecher = Torrent::start(lc).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(600), leecher.wait_complete())
+        .await
+        .expect("swarmd leecher in time")
+        .unwrap();
+    let swarmd_secs = start.elapsed().as_secs_f64();
+    // With the files synced to disk too (stop() syncs the storage).
+    leecher.stop().await.unwrap();
+    let swarmd_synced = start.elapsed().as_secs_f64();
+    seeder.stop().await.unwrap();
+    assert_eq!(hashes(&meta, &sw_dir), want);
+
+    // libtorrent -> libtorrent.
+    let lt_dir = work.0.join("lt");
+    std::fs::create_dir_all(&lt_dir).unwrap();
+    let out = Command::new(PYTHON)
+        .arg(SCRIPT)
+        .arg("pair")
+        .arg(&tpath)
+        .arg(&seed_root)
+        .arg(&lt_dir)
+        .arg("600")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| {
+            panic!(
+                "no report from libtorrent ({e}): {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert_eq!(report["ok"], true, "{report:#}");
+    let lt_secs = report["seconds"].as_f64().unwrap();
+    assert_eq!(hashes(&meta, &lt_dir), want);
+    println!(
+        "256 MiB over loopback ({} pieces of {} KiB): swarmd -> swarmd {swarmd_secs:.2} s \
+         ({swarmd_synced:.2} s with the files synced), libtorrent -> libtorrent {lt_secs:.2} s, \
+         ratio swarmd/libtorrent {:.3}",
+        meta.piece_count(),
+        meta.piece_length() >> 10,
+        swarmd_secs / lt_secs
+    );
+}
