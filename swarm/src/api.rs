@@ -14,7 +14,9 @@ use crate::Registry;
 ///
 /// * `max_torrents`: an announce that would start tracking a new torrent while this many are
 ///   tracked fails with [`AnnounceError::TorrentLimit`]. Announces to tracked torrents, and
-///   `event=stopped` for unknown ones (answered with zero stats), are unaffected.
+///   `event=stopped` for unknown ones (answered with zero stats), are unaffected. A shard holds
+///   at most 16,777,215 torrents (2^24 - 1, its record numbers' width); beyond that, reachable
+///   only with very few shards, a new torrent fails the same way.
 /// * `max_peers_per_torrent` (over both address families): a *new* peer announcing to a swarm
 ///   that holds this many is served (it gets stats and peers) but not stored
 ///   ([`AnnounceOutcome::stored`] is false); peers already stored keep updating. Values above

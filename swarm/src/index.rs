@@ -1,12 +1,15 @@
-//! A compact open-addressing index (address hash -> peer slot) for the larger swarms.
+//! A compact open-addressing index (key hash -> slot) over keys stored elsewhere: the peer index
+//! of the larger swarms (address -> position in the peer vector) and each shard's torrent table
+//! (info hash -> record number in its [`Store`](crate::store::Store)).
 //!
 //! A bucket is one `u32`: the slot number + 1 in the low 24 bits (0 meaning empty) and an 8-bit
-//! tag from the hash's high bits, so a lookup rarely touches a peer that is not the one sought.
-//! The keys live in the family's peer vector, so the index costs 4 bytes a bucket (5-11 bytes a
-//! peer) instead of a general-purpose map's 16+. Linear probing, load factor at most 3/4,
-//! backward-shift deletion (no tombstones). Callers pass the hash and an equality test on
-//! slots, so the same table serves both address families. It is rebuilt, never resized in
-//! place, when it grows or shrinks.
+//! tag from the hash's high bits, so a lookup rarely touches a key that is not the one sought.
+//! The keys live with their owners (the peer vector, the records), so the index costs 4 bytes a
+//! bucket (5-11 bytes an entry) instead of a general-purpose map's 16+, and a lookup reads one
+//! bucket line before the owner's. Linear probing, load factor at most 3/4, backward-shift
+//! deletion (no tombstones). Callers pass the hash and an equality test on slots, so the same
+//! table serves every kind of key. It is rebuilt, never resized in place, when it grows or
+//! shrinks.
 
 /// Fewest buckets an index ever has.
 const MIN_BUCKETS: usize = 64;
@@ -25,19 +28,23 @@ pub(crate) struct Index {
 impl Index {
     /// Builds an index over slots `0..n`, given each slot's hash in slot order.
     pub(crate) fn build(hashes: impl ExactSizeIterator<Item = u64>) -> Self {
-        let n = hashes.len();
+        let mut index = Self::with_capacity(hashes.len());
+        for (slot, hash) in hashes.enumerate() {
+            index.insert(hash, slot);
+        }
+        index
+    }
+
+    /// An empty index sized for `n` entries (to be [`insert`](Index::insert)ed).
+    pub(crate) fn with_capacity(n: usize) -> Self {
         // Load at most 2/3 right after a build, so growth is amortised.
         let want = n.saturating_add(n / 2).saturating_add(1);
         let len = want
             .checked_next_power_of_two()
             .unwrap_or(1 << (usize::BITS - 1));
-        let mut index = Self {
+        Self {
             buckets: vec![0; len.max(MIN_BUCKETS)].into_boxed_slice(),
-        };
-        for (slot, hash) in hashes.enumerate() {
-            index.insert(hash, slot);
         }
-        index
     }
 
     fn mask(&self) -> usize {
@@ -61,6 +68,7 @@ impl Index {
     }
 
     /// The bucket holding the slot that `is_match` accepts, probing from `hash`.
+    #[inline]
     pub(crate) fn find(&self, hash: u64, mut is_match: impl FnMut(usize) -> bool) -> Option<usize> {
         let mask = self.mask();
         let tag = tag(hash);
@@ -81,6 +89,7 @@ impl Index {
     }
 
     /// The slot stored in bucket `b` (which must be occupied).
+    #[inline]
     pub(crate) fn slot(&self, b: usize) -> usize {
         entry_slot(self.buckets[b])
     }

@@ -53,6 +53,22 @@ pub(crate) struct Peer<const N: usize> {
     pub(crate) last_seen: Secs,
 }
 
+impl<const N: usize> Peer<N> {
+    /// A peer as stored: address, completed flag, last-seen time.
+    pub(crate) fn new(addr: [u8; N], completed: bool, last_seen: Secs) -> Self {
+        Self {
+            addr,
+            flags: if completed { COMPLETED } else { 0 },
+            last_seen,
+        }
+    }
+
+    /// True if this peer has been counted in `downloaded`.
+    pub(crate) fn completed(&self) -> bool {
+        self.flags & COMPLETED != 0
+    }
+}
+
 /// What the registry lends a family for one operation: the keyed address hasher, and whether
 /// peer ids are kept.
 #[derive(Clone, Copy)]
@@ -104,6 +120,38 @@ impl<const N: usize> Family<N> {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.peers.is_empty()
+    }
+
+    /// Every peer with its role.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&Peer<N>, Role)> + '_ {
+        let (leech_end, partial_end) = (self.leech_end as usize, self.partial_end as usize);
+        self.peers.iter().enumerate().map(move |(pos, p)| {
+            let role = if pos < leech_end {
+                Role::Leecher
+            } else if pos < partial_end {
+                Role::Partial
+            } else {
+                Role::Seeder
+            };
+            (p, role)
+        })
+    }
+
+    /// A family of the given peers (in any order, none with a stored id), with room for
+    /// exactly `room` more: a swarm spilling out of its record.
+    pub(crate) fn from_peers(peers: &[(Peer<N>, Role)], room: usize) -> Self {
+        let mut v = Vec::with_capacity(peers.len() + room);
+        for role in [Role::Leecher, Role::Partial, Role::Seeder] {
+            v.extend(peers.iter().filter(|(_, r)| *r == role).map(|(p, _)| *p));
+        }
+        let below = |role: Role| peers.iter().filter(|(_, r)| *r <= role).count();
+        let bound = |role| u32::try_from(below(role)).unwrap_or(u32::MAX);
+        Self {
+            peers: v,
+            leech_end: bound(Role::Leecher),
+            partial_end: bound(Role::Partial),
+            extra: None,
+        }
     }
 
     /// Downloading leechers (not partial seeds).
@@ -425,56 +473,6 @@ impl<const N: usize> Family<N> {
         };
         crate::sample::sample(m, k, emit);
     }
-
-    /// Checks every structural invariant; panics with a message on the first violation.
-    #[cfg(test)]
-    pub(crate) fn check(&self, ctx: Ctx<'_>) {
-        let len = self.peers.len();
-        assert!(self.leech_end <= self.partial_end && self.partial_end as usize <= len);
-        let mut addrs: Vec<_> = self.peers.iter().map(|p| p.addr).collect();
-        addrs.sort_unstable();
-        addrs.dedup();
-        assert_eq!(addrs.len(), len, "duplicate addresses");
-        let ids_len = self.extra.as_ref().map_or(0, |e| e.ids.len());
-        assert_eq!(
-            ids_len,
-            if ctx.store_ids { len } else { 0 },
-            "peer ids misaligned"
-        );
-        match self.index() {
-            Some(index) => {
-                assert!(len >= INDEX_BELOW, "index kept for a small family");
-                assert!(index.fits(len));
-                assert_eq!(index.occupied(), len);
-                for (pos, p) in self.peers.iter().enumerate() {
-                    assert_eq!(self.find(ctx, &p.addr), Some(pos), "index lost a peer");
-                }
-            }
-            None => assert!(len <= INDEX_ABOVE, "big family without index"),
-        }
-        if let Some(extra) = &self.extra {
-            assert!(
-                !extra.ids.is_empty() || extra.index.is_some(),
-                "empty extras kept"
-            );
-        }
-    }
-
-    /// Role, completed flag and id of the peer at `addr` (for tests).
-    #[cfg(test)]
-    pub(crate) fn describe(
-        &self,
-        ctx: Ctx<'_>,
-        addr: &[u8; N],
-    ) -> Option<(Role, bool, Option<[u8; 20]>)> {
-        let pos = self.find(ctx, addr)?;
-        let id = self.extra.as_ref().and_then(|e| e.ids.get(pos)).copied();
-        Some((
-            Role::from_region(self.region_of(pos)),
-            self.peers[pos].flags & COMPLETED != 0,
-            id,
-        ))
-    }
 }
 
 /// Pushes onto a vector that grows one element at a time while small (most swarms hold 1-3
@@ -496,20 +494,4 @@ fn shrink<T>(v: &mut Vec<T>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn peers_are_compact() {
-        assert_eq!(std::mem::size_of::<Peer<6>>(), 12);
-        assert_eq!(std::mem::size_of::<Peer<18>>(), 24);
-        assert!(std::mem::size_of::<Family<6>>() <= 40);
-    }
-
-    #[test]
-    fn roles_map_to_regions() {
-        assert_eq!(Role::from_region(Role::Leecher as usize), Role::Leecher);
-        assert_eq!(Role::from_region(Role::Partial as usize), Role::Partial);
-        assert_eq!(Role::from_region(Role::Seeder as usize), Role::Seeder);
-    }
-}
+mod tests;

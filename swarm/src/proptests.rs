@@ -2,7 +2,8 @@
 //! v4-mapped addresses, limits hit), clock moves and sweeps, applied to the registry and to a
 //! plain `BTreeMap` model; counts, stats, membership, sample validity and the registry's
 //! internal invariants (partitions, indexes, id alignment, shard counters) are checked after
-//! every operation.
+//! every operation. A second model run keeps to a handful of peers, so swarms live inline in
+//! their records, spill out of them and move back.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -38,9 +39,15 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
+    op_among(120)
+}
+
+/// Operations on peers `0..peers` (a few peers keep swarms small: inline in their records,
+/// spilling out and moving back).
+fn op_among(peers: u8) -> impl Strategy<Value = Op> {
     let announce = (
         prop_oneof![3 => Just(0u8), 1 => 0..TORRENTS],
-        0..120u8,
+        0..peers,
         prop_oneof![6 => Just(0u8), 2 => Just(1u8), 1 => Just(2u8)],
         0..5u8,
         any::<bool>(),
@@ -123,6 +130,7 @@ struct Harness {
     model: BTreeMap<u8, MSwarm>,
     now: u32,
     store_ids: bool,
+    max_peers: usize,
     out: SelectedPeers,
 }
 
@@ -212,7 +220,7 @@ impl Harness {
             Role::Leecher
         };
         let completed = event == Event::Completed;
-        let full = sw.peers.len() >= MAX_PEERS;
+        let full = sw.peers.len() >= self.max_peers;
         let stored = match sw.peers.get_mut(&key) {
             Some(p) => {
                 p.role = role;
@@ -339,7 +347,7 @@ proptest! {
             peer_timeout: TIMEOUT,
             store_peer_ids: store_ids,
         });
-        let mut h = Harness { reg, model: BTreeMap::new(), now: 0, store_ids, out: SelectedPeers::new() };
+        let mut h = Harness { reg, model: BTreeMap::new(), now: 0, store_ids, max_peers: MAX_PEERS, out: SelectedPeers::new() };
         for (i, op) in ops.iter().enumerate() {
             h.apply(op)?;
             if i % 50 == 0 {
@@ -347,5 +355,24 @@ proptest! {
             }
         }
         h.check_membership()?;
+    }
+
+    #[test]
+    fn small_swarms_match_model(
+        store_ids in any::<bool>(),
+        ops in proptest::collection::vec(op_among(6), 1..300),
+    ) {
+        let reg = Registry::new(RegistryConfig {
+            shards: 2,
+            max_torrents: MAX_TORRENTS,
+            max_peers_per_torrent: 4,
+            peer_timeout: TIMEOUT,
+            store_peer_ids: store_ids,
+        });
+        let mut h = Harness { reg, model: BTreeMap::new(), now: 0, store_ids, max_peers: 4, out: SelectedPeers::new() };
+        for op in &ops {
+            h.apply(op)?;
+            h.check_membership()?;
+        }
     }
 }

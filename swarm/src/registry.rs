@@ -1,8 +1,8 @@
 //! The registry: every swarm, sharded by a keyed hash of the info hash, one mutex per shard,
-//! held for exactly one swarm operation at a time.
+//! held for exactly one swarm operation at a time. Each shard keeps its torrents in a
+//! [`Store`]: compact records (most swarms entirely inline) found through a table of record
+//! numbers.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 #[cfg(test)]
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +17,8 @@ pub use crate::api::{
 };
 use crate::clock::Secs;
 use crate::peers::{Ctx, PeerUpdate, Role};
-use crate::swarm::{PeerAddr, RoleCounts, Swarm};
+use crate::store::{hash_key, Store};
+use crate::swarm::{PeerAddr, RoleCounts};
 
 /// Largest swarm the registry ever keeps, whatever the configuration says (2^24 - 1: index slots
 /// have 24 bits).
@@ -28,9 +29,11 @@ const MAX_SHARDS: usize = 1 << 20;
 /// caller caps `numwant`) grows the buffer under the lock once and is then reused.
 const PRERESERVE_PEERS: usize = 256;
 
-/// One shard: its swarms and its peer counters, maintained under its lock.
+/// One shard: its swarms and its peer counters, maintained under its lock. The store comes
+/// first, so the lock word, the index and the first record chunks share a cache line.
+#[repr(C)]
 struct ShardState {
-    torrents: HashMap<InfoHash, Swarm, RandomState>,
+    torrents: Store,
     counts: RoleCounts,
 }
 
@@ -52,8 +55,9 @@ pub struct Registry {
     shards: Box<[Shard]>,
     /// `shards.len() - 1` (a power of two minus one).
     mask: usize,
-    /// Keyed hash choosing a torrent's shard.
-    shard_hasher: RandomState,
+    /// Keyed hash of info hashes: bits 32 and up choose the shard, the rest serve its table
+    /// (see [`hash_key`]).
+    hasher: RandomState,
     /// Keyed hash of peer addresses for the big-swarm indexes.
     peer_hasher: RandomState,
     /// Torrents tracked: touched only when a swarm is created or dropped, for `max_torrents`.
@@ -76,13 +80,10 @@ impl Registry {
     pub fn new(mut config: RegistryConfig) -> Self {
         let shards = config.shards.clamp(1, MAX_SHARDS).next_power_of_two();
         config.shards = shards;
-        // Separate keys for shard choice and the per-shard maps, so a shard's keys do not
-        // share hash bits.
-        let map_hasher = RandomState::new();
         let shards: Box<[Shard]> = (0..shards)
             .map(|_| {
                 Shard(Mutex::new(ShardState {
-                    torrents: HashMap::with_hasher(map_hasher.clone()),
+                    torrents: Store::new(),
                     counts: [0; 4],
                 }))
             })
@@ -91,7 +92,7 @@ impl Registry {
             mask: shards.len() - 1,
             shards,
             config,
-            shard_hasher: RandomState::new(),
+            hasher: RandomState::new(),
             peer_hasher: RandomState::new(),
             torrents: AtomicUsize::new(0),
             sweep_cursor: AtomicUsize::new(0),
@@ -115,10 +116,10 @@ impl Registry {
         }
     }
 
-    fn shard(&self, info_hash: &InfoHash) -> &Mutex<ShardState> {
-        // Truncation is intended: the low bits pick the shard.
-        let i = self.shard_hasher.hash_one(info_hash) as usize & self.mask;
-        &self.shards[i].0
+    /// The hash of `info_hash` and its shard.
+    fn shard(&self, info_hash: &InfoHash) -> (u64, &Mutex<ShardState>) {
+        let hash = hash_key(&self.hasher, info_hash);
+        (hash, &self.shards[shard_of(hash, self.mask)].0)
     }
 
     fn reserve_torrent(&self) -> bool {
@@ -176,25 +177,30 @@ impl Registry {
         let max_peers = self.config.max_peers_per_torrent.min(PEER_CAP);
 
         let ctx = self.ctx();
-        let mut guard = self.shard(&req.info_hash).lock();
+        let (hash, shard) = self.shard(&req.info_hash);
+        let mut guard = shard.lock();
         let shard = &mut *guard;
-        let swarm = match shard.torrents.entry(req.info_hash) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
+        let i = match shard.torrents.find(hash, &req.info_hash) {
+            Some(i) => i,
+            None => {
                 if !self.reserve_torrent() {
                     return Err(AnnounceError::TorrentLimit);
                 }
-                e.insert(Swarm::default())
+                let Some(i) = shard.torrents.insert(&self.hasher, hash, req.info_hash) else {
+                    self.release_torrents(1);
+                    return Err(AnnounceError::TorrentLimit);
+                };
+                i
             }
         };
-        let before = swarm.role_counts();
+        let (swarm, bigs) = shard.torrents.get_mut(i);
         let can_insert = swarm.len() < max_peers;
-        let stored = swarm.announce(ctx, &addr, &upd, can_insert, numwant, out);
-        let after = swarm.role_counts();
+        let (stored, before, after) =
+            swarm.announce(bigs, ctx, &addr, &upd, can_insert, numwant, out);
         let stats = swarm.stats();
         if swarm.is_empty() {
             // Only when nobody may be stored (max_peers_per_torrent = 0).
-            shard.torrents.remove(&req.info_hash);
+            shard.torrents.remove(&self.hasher, i, hash);
             self.release_torrents(1);
         }
         shard.account(before, after);
@@ -209,21 +215,21 @@ impl Registry {
     /// `event=stopped`: removes the peer (dropping its swarm if left empty); never creates a
     /// swarm.
     fn stop(&self, info_hash: &InfoHash, addr: &PeerAddr) -> AnnounceOutcome {
-        let mut guard = self.shard(info_hash).lock();
+        let (hash, shard) = self.shard(info_hash);
+        let mut guard = shard.lock();
         let shard = &mut *guard;
-        let Some(swarm) = shard.torrents.get_mut(info_hash) else {
+        let Some(i) = shard.torrents.find(hash, info_hash) else {
             return AnnounceOutcome {
                 stats: SwarmStats::default(),
                 peers: 0,
                 stored: false,
             };
         };
-        let before = swarm.role_counts();
-        swarm.remove(self.ctx(), addr);
-        let after = swarm.role_counts();
+        let (swarm, bigs) = shard.torrents.get_mut(i);
+        let (_, before, after) = swarm.remove(bigs, self.ctx(), addr);
         let stats = swarm.stats();
         if swarm.is_empty() {
-            shard.torrents.remove(info_hash);
+            shard.torrents.remove(&self.hasher, i, hash);
             self.release_torrents(1);
         }
         shard.account(before, after);
@@ -236,11 +242,10 @@ impl Registry {
 
     /// The figures of one torrent, or `None` if it is not tracked.
     pub fn scrape(&self, info_hash: &InfoHash) -> Option<SwarmStats> {
-        self.shard(info_hash)
-            .lock()
-            .torrents
-            .get(info_hash)
-            .map(Swarm::stats)
+        let (hash, shard) = self.shard(info_hash);
+        let state = shard.lock();
+        let i = state.torrents.find(hash, info_hash)?;
+        Some(state.torrents.get(i).stats())
     }
 
     /// Samples up to `numwant` peers of one address family (6-byte entries, or 18-byte ones if
@@ -259,9 +264,10 @@ impl Registry {
         } else {
             swarmd_proto::COMPACT_V4_LEN
         };
-        let guard = self.shard(info_hash).lock();
-        let swarm = guard.torrents.get(info_hash)?;
-        swarm.sample(ipv6, numwant.min(PEER_CAP), out);
+        let (hash, shard) = self.shard(info_hash);
+        let guard = shard.lock();
+        let swarm = guard.torrents.get(guard.torrents.find(hash, info_hash)?);
+        swarm.sample(guard.torrents.bigs(), ipv6, numwant.min(PEER_CAP), out);
         Some(swarm.stats())
     }
 
@@ -281,7 +287,7 @@ impl Registry {
                     .torrents
                     .iter()
                     .take(remaining)
-                    .map(|(ih, swarm)| (*ih, swarm.stats())),
+                    .map(|swarm| (*swarm.key(), swarm.stats())),
             );
         }
     }
@@ -311,27 +317,27 @@ impl Registry {
             let state = &mut *guard;
             let mut delta = ([0u64; 4], [0u64; 4]);
             let mut dropped = 0;
-            state.torrents.retain(|_, swarm| {
-                let before = swarm.role_counts();
-                let removed = swarm.expire(ctx, cutoff);
+            for i in state.torrents.numbers() {
+                let Some((swarm, bigs)) = state.torrents.live_mut(i) else {
+                    continue;
+                };
+                let (removed, before, after) = swarm.expire(bigs, ctx, cutoff);
                 if removed == 0 {
-                    return true;
+                    continue;
                 }
                 stats.peers_removed += removed;
-                let after = swarm.role_counts();
-                for i in 0..4 {
-                    delta.0[i] += before[i];
-                    delta.1[i] += after[i];
+                for r in 0..4 {
+                    delta.0[r] += before[r];
+                    delta.1[r] += after[r];
                 }
-                let keep = !swarm.is_empty();
-                dropped += usize::from(!keep);
-                keep
-            });
-            state.account(delta.0, delta.1);
-            let (len, cap) = (state.torrents.len(), state.torrents.capacity());
-            if cap > 64 && len.saturating_mul(4) < cap {
-                state.torrents.shrink_to(len * 2);
+                if swarm.is_empty() {
+                    let hash = hash_key(&self.hasher, swarm.key());
+                    state.torrents.remove(&self.hasher, i, hash);
+                    dropped += 1;
+                }
             }
+            state.account(delta.0, delta.1);
+            state.torrents.tidy(&self.hasher);
             drop(guard);
             stats.torrents_removed += dropped;
             self.release_torrents(dropped);
@@ -342,12 +348,15 @@ impl Registry {
     /// Forgets one torrent and all its peers at once (an operator removed it from the allow list,
     /// or made it private). Returns true if it was tracked.
     pub fn remove(&self, info_hash: &InfoHash) -> bool {
-        let mut guard = self.shard(info_hash).lock();
+        let (hash, shard) = self.shard(info_hash);
+        let mut guard = shard.lock();
         let state = &mut *guard;
-        let Some(swarm) = state.torrents.remove(info_hash) else {
+        let Some(i) = state.torrents.find(hash, info_hash) else {
             return false;
         };
-        state.account(swarm.role_counts(), [0; 4]);
+        let counts = state.torrents.get(i).role_counts(state.torrents.bigs());
+        state.torrents.remove(&self.hasher, i, hash);
+        state.account(counts, [0; 4]);
         drop(guard);
         self.release_torrents(1);
         true
@@ -374,13 +383,18 @@ impl Registry {
         let mut torrents = 0;
         for (i, shard) in self.shards.iter().enumerate() {
             let state = shard.0.lock();
+            state.torrents.check(&self.hasher);
             let mut counts = [0u64; 4];
-            for (ih, swarm) in &state.torrents {
-                assert_eq!(self.shard_hasher.hash_one(ih) as usize & self.mask, i);
+            for swarm in state.torrents.iter() {
+                let hash = hash_key(&self.hasher, swarm.key());
+                assert_eq!(shard_of(hash, self.mask), i);
                 assert!(!swarm.is_empty(), "empty swarm kept");
                 assert!(swarm.len() <= self.config.max_peers_per_torrent);
-                swarm.check(ctx);
-                for (c, n) in counts.iter_mut().zip(swarm.role_counts()) {
+                swarm.check(state.torrents.bigs(), ctx);
+                for (c, n) in counts
+                    .iter_mut()
+                    .zip(swarm.role_counts(state.torrents.bigs()))
+                {
                     *c += n;
                 }
             }
@@ -397,10 +411,18 @@ impl Registry {
         info_hash: &InfoHash,
         addr: SocketAddr,
     ) -> Option<(Role, bool, Option<[u8; 20]>)> {
-        let state = self.shard(info_hash).lock();
+        let (hash, shard) = self.shard(info_hash);
+        let state = shard.lock();
+        let i = state.torrents.find(hash, info_hash)?;
         state
             .torrents
-            .get(info_hash)?
-            .describe(self.ctx(), &PeerAddr::from(addr))
+            .get(i)
+            .describe(state.torrents.bigs(), self.ctx(), &PeerAddr::from(addr))
     }
+}
+
+/// The shard of an info hash's hash: bits 32 to 51, which the shard's table does not use.
+fn shard_of(hash: u64, mask: usize) -> usize {
+    // Truncation is intended: the mask keeps at most 20 bits.
+    (hash >> 32) as usize & mask
 }

@@ -1,9 +1,9 @@
-//! One torrent's swarm: its IPv4 and IPv6 peer families and its `downloaded` counter, plus the
-//! canonical peer address (v4-mapped IPv6 folded to IPv4) that identifies a peer within it.
+//! A swarm too big for its record (see [`crate::record`]): its IPv4 and IPv6 peer families, plus
+//! the canonical peer address (v4-mapped IPv6 folded to IPv4) that identifies a peer in a swarm.
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::peers::{Ctx, Family, PeerUpdate};
+use crate::peers::{Ctx, Family, Peer, PeerUpdate, Role};
 use crate::registry::{SelectedPeers, SwarmStats};
 
 /// A peer's identity within a swarm, in compact form (address then port, big endian).
@@ -55,26 +55,38 @@ impl From<SocketAddr> for PeerAddr {
 /// seeds), seeders v6, leechers v6.
 pub(crate) type RoleCounts = [u64; 4];
 
-/// One torrent's peers. IPv6 peers are boxed: most swarms have none.
+/// One torrent's peers, once they outgrow the record (its `downloaded` counter and scrape
+/// figures stay there), held in the shard's slab of big swarms.
+/// IPv6 peers are boxed: most swarms have none.
 #[derive(Debug, Default)]
 pub(crate) struct Swarm {
     v4: Family<6>,
-    downloaded: u32,
     v6: Option<Box<Family<18>>>,
 }
 
 impl Swarm {
-    /// Peers of both families.
-    pub(crate) fn len(&self) -> usize {
-        self.v4.len() + self.v6.as_ref().map_or(0, |f| f.len())
+    /// True if the swarm could live in its record again: no IPv6 peers, at most `max` IPv4
+    /// ones, and no peer ids kept.
+    pub(crate) fn fits_inline(&self, ctx: Ctx<'_>, max: usize) -> bool {
+        !ctx.store_ids && self.v6.is_none() && self.v4.len() <= max
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// The IPv4 peers with their roles.
+    pub(crate) fn v4_entries(&self) -> impl Iterator<Item = (&Peer<6>, Role)> + '_ {
+        self.v4.entries()
     }
 
-    /// The swarm's scrape figures, over both families.
-    pub(crate) fn stats(&self) -> SwarmStats {
+    /// A swarm of the given IPv4 peers (no ids), with room for exactly `room` more.
+    pub(crate) fn from_v4(peers: &[(Peer<6>, Role)], room: usize) -> Self {
+        Self {
+            v4: Family::from_peers(peers, room),
+            v6: None,
+        }
+    }
+
+    /// The swarm's scrape figures, over both families, with the record's `downloaded`.
+    #[inline]
+    pub(crate) fn stats(&self, downloaded: u32) -> SwarmStats {
         let (s6, i6, d6) = self.v6.as_ref().map_or((0, 0, 0), |f| {
             (f.seeders(), f.incomplete(), f.downloaders())
         });
@@ -82,11 +94,12 @@ impl Swarm {
         SwarmStats {
             complete: c(self.v4.seeders() + s6),
             incomplete: c(self.v4.incomplete() + i6),
-            downloaded: self.downloaded,
+            downloaded,
             downloaders: c(self.v4.downloaders() + d6),
         }
     }
 
+    #[inline]
     pub(crate) fn role_counts(&self) -> RoleCounts {
         let (s6, l6) = self
             .v6
@@ -96,8 +109,8 @@ impl Swarm {
     }
 
     /// Updates or stores the requester (a new peer only if `can_insert`) and samples peers of its
-    /// family into `out`. Returns whether the requester is stored. `downloaded` counts a stored
-    /// peer's first event=completed.
+    /// family into `out`. Returns whether the requester is stored, and whether this is a stored
+    /// peer's first event=completed (which the record's `downloaded` counts).
     pub(crate) fn announce(
         &mut self,
         ctx: Ctx<'_>,
@@ -106,8 +119,8 @@ impl Swarm {
         can_insert: bool,
         numwant: usize,
         out: &mut SelectedPeers,
-    ) -> bool {
-        let (stored, newly_completed) = match addr {
+    ) -> (bool, bool) {
+        match addr {
             PeerAddr::V4(a) => self.v4.announce(ctx, a, upd, can_insert, numwant, out),
             // No IPv6 peers and no room: nothing to store, nobody to select.
             PeerAddr::V6(_) if self.v6.is_none() && !can_insert => (false, false),
@@ -119,11 +132,7 @@ impl Swarm {
                 }
                 r
             }
-        };
-        if newly_completed {
-            self.downloaded = self.downloaded.saturating_add(1);
         }
-        stored
     }
 
     /// Samples up to `numwant` peers of one family into `out`, changing nothing.
@@ -207,6 +216,6 @@ mod tests {
 
     #[test]
     fn swarm_header_is_small() {
-        assert!(std::mem::size_of::<Swarm>() <= 56);
+        assert!(std::mem::size_of::<Swarm>() <= 48);
     }
 }

@@ -285,3 +285,56 @@ fn remove_forgets_a_torrent_and_its_counts() {
         (1, 1, 0, 0)
     );
 }
+
+#[test]
+fn mass_expiry_gives_memory_back_and_keeps_every_survivor() {
+    let r = small(RegistryConfig {
+        peer_timeout: 10,
+        ..Default::default()
+    });
+    let key = |t: u32| {
+        let mut k = [3; 20];
+        k[..4].copy_from_slice(&t.to_le_bytes());
+        swarmd_proto::InfoHash(k)
+    };
+    // 2,000 torrents of 1-3 IPv4 peers, every seventh with an IPv6 peer too; a fifth of them
+    // announce again later.
+    let mut out = SelectedPeers::new();
+    for t in 0..2000u32 {
+        for p in 0..=t % 3 {
+            let a = ann(key(t), v4(t * 4 + p), Event::Started, u64::from(p), 5);
+            r.announce(&a, 0, &mut out).expect("room");
+        }
+        if t % 7 == 0 {
+            r.announce(&ann(key(t), v6(t), Event::Started, 0, 5), 0, &mut out)
+                .expect("room");
+        }
+    }
+    r.check_invariants();
+    for t in (0..2000u32).step_by(5) {
+        let a = ann(key(t), v4(t * 4), Event::None, 1, 5);
+        r.announce(&a, 20, &mut out).expect("tracked");
+    }
+    let s = r.sweep(25, 4);
+    assert_eq!(s.torrents_removed, 1600);
+    r.check_invariants();
+    assert_eq!(r.counts().torrents, 400);
+    for t in 0..2000u32 {
+        // The survivor re-announced as a leecher.
+        let want = (t % 5 == 0).then_some(SwarmStats {
+            complete: 0,
+            incomplete: 1,
+            downloaded: 0,
+            downloaders: 1,
+        });
+        assert_eq!(r.scrape(&key(t)), want, "torrent {t}");
+    }
+    // The freed records are reused.
+    for t in 2000..2500u32 {
+        go(&r, &ann(key(t), v4(t * 4), Event::Started, 0, 5), 30);
+    }
+    assert_eq!(r.counts().torrents, 900);
+    assert_eq!(r.sweep(100, 4).torrents_removed, 900);
+    r.check_invariants();
+    assert_eq!(r.counts(), crate::RegistryCounts::default());
+}
