@@ -1,6 +1,8 @@
 //! Benchmarks of the private-mode access policy on the request path: one tracker announce
 //! (passkey and allow-list lookups, client rules, session accounting) against 100,000 listed
-//! torrents, 1,000 users and 65,536 live sessions, as the UDP and HTTP trackers call it.
+//! torrents, 1,000 users and 65,536 live sessions on skewed hashes, as the UDP and HTTP
+//! trackers call it; then keep-alives into one big swarm of 5,000 sessions (the hash index of
+//! a torrent's sessions), and the flush of everything that accumulated.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -11,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use swarmd_private::{Mode, PrivateConfig, PrivatePolicy, TorrentOptions};
 use swarmd_proto::{Event, InfoHash, PeerId};
-use swarmd_swarm::access::{AccessPolicy, AccessRequest, Protocol, Transfer};
+use swarmd_swarm::access::{AccessPolicy, AccessRequest, OpenPolicy, Protocol, Transfer};
 use swarmd_swarm::clock::ManualClock;
 use swarmd_swarm::{Registry, RegistryConfig};
 
@@ -74,10 +76,46 @@ fn bench_announce(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("private_policy");
     let mut i = 0usize;
+    // The loop alone (picking a peer, building its request), for the policy's own cost.
+    let open = OpenPolicy;
+    g.bench_function("harness_only_open_policy", |b| {
+        b.iter(|| {
+            i = (i + 7919) & 0xffff;
+            let p = &peers[i];
+            // Read what a policy reads: the hash, the peer id, the passkey's bytes.
+            let (info_hash, peer_id) = black_box((p.info_hash, p.peer_id));
+            let passkey = keys[p.key].as_bytes();
+            black_box((passkey[0], passkey[passkey.len() - 1]));
+            black_box(&open).announce(&AccessRequest {
+                protocol: Protocol::Udp,
+                info_hash: &info_hash,
+                passkey: Some(passkey),
+                peer_id: Some(&peer_id),
+                client,
+                transfer: Some(Transfer {
+                    uploaded: 0,
+                    downloaded: 0,
+                    left: 1000,
+                    event: Event::None,
+                    port: p.port,
+                }),
+            })
+        })
+    });
     g.bench_function("announce_keepalive_65k_sessions", |b| {
         b.iter(|| {
             i = (i + 7919) & 0xffff;
             black_box(announce(&peers[i], 0))
+        })
+    });
+    // The same keep-alives with the peers taken in order: the request's own data is then hot
+    // (as a server's freshly parsed packet is), so only the policy's misses are left. The
+    // torrents and sessions are still visited in random order.
+    let mut k = 0usize;
+    g.bench_function("announce_keepalive_65k_sessions_hot_request", |b| {
+        b.iter(|| {
+            k = (k + 1) & 0xffff;
+            black_box(announce(&peers[k], 0))
         })
     });
     let mut up = 0u64;
@@ -86,6 +124,29 @@ fn bench_announce(c: &mut Criterion) {
             i = (i + 7919) & 0xffff;
             up += 16_384;
             black_box(announce(&peers[i], up))
+        })
+    });
+    // One big swarm: 5,000 sessions of random users on one torrent.
+    let big = InfoHash(rng.random());
+    policy
+        .allow_torrent(big, &TorrentOptions::default())
+        .unwrap();
+    let swarm: Vec<Peer> = (0..5_000)
+        .map(|i| Peer {
+            info_hash: big,
+            peer_id: PeerId(rng.random()),
+            key: rng.random_range(0..keys.len()),
+            port: 1025 + i as u16,
+        })
+        .collect();
+    for p in &swarm {
+        assert!(announce(p, 0).is_allowed());
+    }
+    let mut j = 0usize;
+    g.bench_function("announce_keepalive_5k_swarm", |b| {
+        b.iter(|| {
+            j = (j + 2503) % swarm.len();
+            black_box(announce(&swarm[j], 0))
         })
     });
     g.finish();

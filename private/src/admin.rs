@@ -14,12 +14,13 @@ use crate::model::{
     User, UserDetail,
 };
 use crate::policy::PrivatePolicy;
-use crate::view::{KeyEntry, TorrentEntry, UserEntry, View, KEY_LEN};
+use crate::torrent::TorrentEntry;
+use crate::view::{KeyBytes, KeyEntry, UserEntry, View};
 use crate::{report, store};
 
 /// Adds a freshly issued key to the view.
 fn insert_key(view: &mut View, key: &Passkey) {
-    if let Ok(bytes) = <[u8; KEY_LEN]>::try_from(key.key.as_bytes()) {
+    if let Some(bytes) = KeyBytes::new(key.key.as_bytes()) {
         view.keys.insert(
             bytes,
             KeyEntry {
@@ -34,7 +35,7 @@ fn insert_key(view: &mut View, key: &Passkey) {
 
 /// Marks a key revoked in the view.
 fn mark_revoked(view: &mut View, key: &str) {
-    if let Ok(bytes) = <[u8; KEY_LEN]>::try_from(key.as_bytes()) {
+    if let Some(bytes) = KeyBytes::new(key.as_bytes()) {
         if let Some(k) = view.keys.get_mut(&bytes) {
             k.revoked = true;
         }
@@ -100,7 +101,7 @@ impl PrivatePolicy {
         let mut view = self.view.write();
         view.users.insert(id, UserEntry { disabled });
         if disabled {
-            let evicted = self.evict(|k, _| k.user_id == id);
+            let evicted = self.evict(|s| s.user_id == id);
             tracing::info!(user_id = id, evicted, "user disabled");
         } else {
             tracing::info!(user_id = id, "user enabled");
@@ -138,7 +139,7 @@ impl PrivatePolicy {
         tx.commit()?;
         let mut view = self.view.write();
         mark_revoked(&mut view, key);
-        let evicted = self.evict(|_, s| s.key_id == found.id);
+        let evicted = self.evict(|s| s.key_id == found.id);
         tracing::info!(
             user_id = found.user_id,
             key_id = found.id,
@@ -175,7 +176,7 @@ impl PrivatePolicy {
         }
         insert_key(&mut view, &key);
         let ids: HashSet<i64> = active.iter().map(|k| k.id).collect();
-        let evicted = self.evict(|_, s| ids.contains(&s.key_id));
+        let evicted = self.evict(|s| ids.contains(&s.key_id));
         tracing::info!(user_id, revoked = ids.len(), evicted, "passkeys rotated");
         Ok(key)
     }
@@ -210,7 +211,9 @@ impl PrivatePolicy {
             rows.push(store::upsert_torrent(&tx, info_hash, opts, now)?);
         }
         tx.commit()?;
-        let mut view = self.view.write();
+        // The view lock makes the whole batch appear at once to announces, which read-lock it
+        // before a torrent shard.
+        let view = self.view.write();
         let mut purge = Vec::new();
         for ((info_hash, opts), (id, _)) in items.iter().zip(&rows) {
             let entry = TorrentEntry {
@@ -219,12 +222,12 @@ impl PrivatePolicy {
                 upload_multiplier: opts.upload_multiplier,
                 download_multiplier: opts.download_multiplier,
             };
-            view.torrents.insert(*info_hash, entry);
-            if self.private_entry(&entry) {
+            self.torrents.allow(info_hash, &entry);
+            if entry.private_in(self.mode) {
                 purge.push(*info_hash);
             }
         }
-        self.metrics.torrents.set(view.torrents.len() as i64);
+        self.metrics.torrents.set(self.torrents.listed() as i64);
         drop(view);
         drop(conn);
         for info_hash in &purge {
@@ -248,9 +251,9 @@ impl PrivatePolicy {
             return Ok(false);
         }
         tx.commit()?;
-        let mut view = self.view.write();
-        view.torrents.remove(info_hash);
-        self.metrics.torrents.set(view.torrents.len() as i64);
+        let view = self.view.write();
+        self.torrents.unlist(info_hash);
+        self.metrics.torrents.set(self.torrents.listed() as i64);
         drop(view);
         drop(conn);
         self.registry.remove(info_hash);

@@ -5,32 +5,35 @@
 //! so the database is always consistent: after a crash, the next announce's delta against the
 //! stored baseline re-counts exactly the bytes of the lost interval.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use rusqlite::{params, Connection};
 use swarmd_proto::{InfoHash, PeerId};
 
-use crate::credit::Reported;
-use crate::session::{Session, SessionKey, Taken};
+use crate::session::{secs, Addr, Session};
 use crate::store::{from_sql_int, to_sql_int};
+use crate::torrent::Taken;
 
 /// Writes what a flush took from every shard in one transaction: deletes the ended sessions
 /// (stopped, idle, evicted), upserts the baselines due, and adds the pending totals. Rows go in
 /// primary-key order, so each B-tree is walked once from left to right rather than at random.
-pub(crate) fn write(conn: &mut Connection, taken: &[Taken]) -> rusqlite::Result<()> {
-    let mut removed: Vec<_> = taken.iter().flat_map(|t| &t.removed).collect();
-    removed.sort_unstable_by_key(|r| (r.torrent_id, r.key.user_id, r.key.peer_id.0));
-    let mut sessions: Vec<_> = taken.iter().flat_map(|t| &t.sessions).collect();
-    sessions.sort_unstable_by_key(|(k, s)| (s.torrent_id, k.user_id, k.peer_id.0));
-    let mut pending: Vec<_> = taken.iter().flat_map(|t| &t.pending).collect();
-    pending.sort_unstable_by_key(|(k, _)| *k);
+pub(crate) fn write(conn: &mut Connection, taken: &mut Taken) -> rusqlite::Result<()> {
+    taken
+        .removed
+        .sort_unstable_by_key(|r| (r.torrent_id, r.user_id, r.peer_id.0));
+    taken
+        .sessions
+        .sort_unstable_by_key(|r| (r.torrent_id, r.session.user_id, r.session.peer_id.0));
+    taken
+        .pending
+        .sort_unstable_by_key(|r| (r.user_id, r.torrent_id));
     let tx = conn.transaction()?;
     {
         let mut delete = tx.prepare_cached(
             "DELETE FROM peer_sessions WHERE torrent_id = ?1 AND user_id = ?2 AND peer_id = ?3",
         )?;
-        for r in removed {
-            delete.execute(params![r.torrent_id, r.key.user_id, &r.key.peer_id.0[..]])?;
+        for r in &taken.removed {
+            delete.execute(params![r.torrent_id, r.user_id, &r.peer_id.0[..]])?;
         }
         let mut upsert = tx.prepare_cached(
             "INSERT INTO peer_sessions (torrent_id, user_id, peer_id, key_id, ip, port,
@@ -41,19 +44,20 @@ pub(crate) fn write(conn: &mut Connection, taken: &[Taken]) -> rusqlite::Result<
                  uploaded = excluded.uploaded, downloaded = excluded.downloaded,
                  left_bytes = excluded.left_bytes, last_seen = excluded.last_seen",
         )?;
-        for (k, s) in sessions {
-            let r = &s.reported;
+        for r in &taken.sessions {
+            let s = &r.session;
+            let addr = s.addr.socket();
             upsert.execute(params![
-                s.torrent_id,
-                k.user_id,
-                &k.peer_id.0[..],
+                r.torrent_id,
+                s.user_id,
+                &s.peer_id.0[..],
                 s.key_id,
-                s.addr.ip().to_string(),
-                s.addr.port(),
-                to_sql_int(r.uploaded),
-                to_sql_int(r.downloaded),
-                to_sql_int(r.left),
-                r.last_seen,
+                addr.ip().to_string(),
+                addr.port(),
+                to_sql_int(s.uploaded),
+                to_sql_int(s.downloaded),
+                to_sql_int(s.left),
+                s.last_seen,
             ])?;
         }
         let mut add = tx.prepare_cached(
@@ -69,11 +73,12 @@ pub(crate) fn write(conn: &mut Connection, taken: &[Taken]) -> rusqlite::Result<
                  completed = completed + excluded.completed,
                  last_announce = max(last_announce, excluded.last_announce)",
         )?;
-        for ((user_id, torrent_id), p) in pending {
+        for r in &taken.pending {
+            let p = &r.pending;
             let t = &p.totals;
             add.execute(params![
-                user_id,
-                torrent_id,
+                r.user_id,
+                r.torrent_id,
                 to_sql_int(t.uploaded),
                 to_sql_int(t.downloaded),
                 to_sql_int(t.raw_uploaded),
@@ -87,8 +92,11 @@ pub(crate) fn write(conn: &mut Connection, taken: &[Taken]) -> rusqlite::Result<
     tx.commit()
 }
 
+/// A stored peer session: the torrent's info hash and row id, and the baseline.
+pub(crate) type Stored = (InfoHash, i64, Session);
+
 /// Every stored peer session (clean: nothing to write back).
-pub(crate) fn load_sessions(conn: &Connection) -> rusqlite::Result<Vec<(SessionKey, Session)>> {
+pub(crate) fn load_sessions(conn: &Connection) -> rusqlite::Result<Vec<Stored>> {
     let mut stmt = conn.prepare(
         "SELECT t.info_hash, s.user_id, s.peer_id, s.torrent_id, s.key_id, s.ip, s.port,
                 s.uploaded, s.downloaded, s.left_bytes, s.last_seen
@@ -106,17 +114,17 @@ pub(crate) fn load_sessions(conn: &Connection) -> rusqlite::Result<Vec<(SessionK
             r.get::<_, i64>(3)?,
             r.get::<_, i64>(4)?,
             r.get::<_, u16>(6)?,
-            Reported {
-                uploaded: from_sql_int(r.get(7)?),
-                downloaded: from_sql_int(r.get(8)?),
-                left: from_sql_int(r.get(9)?),
-                last_seen: r.get(10)?,
-            },
+            [
+                from_sql_int(r.get(7)?),
+                from_sql_int(r.get(8)?),
+                from_sql_int(r.get(9)?),
+            ],
+            secs(r.get(10)?),
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (hash, peer, ip, user_id, torrent_id, key_id, port, reported) = row?;
+        let (hash, peer, ip, user_id, torrent_id, key_id, port, [up, down, left], seen) = row?;
         let (Some(info_hash), Some(peer_id), Some(ip)) = (hash, peer, ip) else {
             tracing::warn!(
                 user_id,
@@ -126,18 +134,19 @@ pub(crate) fn load_sessions(conn: &Connection) -> rusqlite::Result<Vec<(SessionK
             continue;
         };
         out.push((
-            SessionKey {
-                info_hash,
-                user_id,
-                peer_id,
-            },
+            info_hash,
+            torrent_id,
             Session {
-                torrent_id,
+                user_id,
                 key_id,
-                addr: SocketAddr::new(ip, port),
-                reported,
+                uploaded: up,
+                downloaded: down,
+                left,
+                last_seen: seen,
+                written_last_seen: seen,
+                peer_id,
+                addr: Addr::new(ip, port),
                 dirty: false,
-                written_last_seen: reported.last_seen,
             },
         ));
     }

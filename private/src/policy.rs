@@ -2,8 +2,7 @@
 //! ([`AccessPolicy`]), flushing, reloading and evicting sessions.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,16 +10,18 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 use rusqlite::Connection;
 use swarmd_proto::{Event, InfoHash};
-use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol};
+use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol, Transfer};
 use swarmd_swarm::clock::Clock;
 use swarmd_swarm::{Announce, Registry, SelectedPeers};
 
-use crate::credit::{Credit, Limits, Multipliers};
+use crate::credit::{Credit, Limits};
 use crate::error::PrivateError;
 use crate::metrics::PrivateMetrics;
 use crate::model::{FlushStats, Mode, PrivateConfig, Stats};
-use crate::session::{Accounted, Session, SessionKey, Sessions, Taken};
-use crate::view::{Denial, KeyEntry, TorrentEntry, View};
+use crate::session::{Accounted, Addr, Session};
+use crate::torrent::{self, Taken};
+use crate::torrents::{activate, Torrents};
+use crate::view::{Denial, KeyEntry, View};
 use crate::{flush, schema};
 
 /// Shown to DHT nodes asking about a private torrent.
@@ -40,10 +41,10 @@ pub struct PrivatePolicy {
     pub(crate) mode: Mode,
     pub(crate) limits: Limits,
     /// The one connection, shared by flushes and admin operations. Lock order: `conn`, then
-    /// `view`, then a session shard.
+    /// `view`, then a torrent shard.
     pub(crate) conn: Mutex<Connection>,
     pub(crate) view: RwLock<View>,
-    pub(crate) sessions: Sessions,
+    pub(crate) torrents: Torrents,
     pub(crate) registry: Arc<Registry>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: PrivateMetrics,
@@ -76,25 +77,25 @@ impl PrivatePolicy {
         let mut conn = schema::open(&config.database)?;
         schema::migrate(&mut conn)?;
         let view = View::load(&conn)?;
+        let listed = torrent::load_listed(&conn)?;
         let stored = flush::load_sessions(&conn)?;
         let metrics = PrivateMetrics::new()
             .map_err(|e| PrivateError::Invalid(format!("cannot create metrics: {e}")))?;
-        let sessions = Sessions::new();
+        let torrents = Torrents::new();
+        for (h, entry) in &listed {
+            torrents.allow(h, entry);
+        }
         metrics.sessions.set(stored.len() as i64);
-        for (key, session) in stored {
-            sessions
-                .shard(&key.info_hash, key.user_id)
-                .lock()
-                .sessions
-                .insert(key, session);
+        for (h, torrent_id, session) in stored {
+            torrents.insert_loaded(&h, torrent_id, session);
         }
         metrics.users.set(view.users.len() as i64);
-        metrics.torrents.set(view.torrents.len() as i64);
+        metrics.torrents.set(torrents.listed() as i64);
         tracing::info!(
             mode = config.mode.as_str(),
             database = %config.database.display(),
             users = view.users.len(),
-            torrents = view.torrents.len(),
+            torrents = torrents.listed(),
             sessions = metrics.sessions.get(),
             "private-mode state loaded"
         );
@@ -106,7 +107,7 @@ impl PrivatePolicy {
             },
             conn: Mutex::new(conn),
             view: RwLock::new(view),
-            sessions,
+            torrents,
             registry,
             clock,
             metrics,
@@ -142,23 +143,21 @@ impl PrivatePolicy {
         let started = Instant::now();
         let mut conn = self.conn.lock();
         let now = self.now();
-        let timeout = self.limits.peer_timeout;
-        let mut taken: Vec<Taken> = (0..self.sessions.len()).map(|_| Taken::default()).collect();
-        for (shard, out) in self.sessions.iter().zip(&mut taken) {
-            let mut shard = shard.lock();
-            shard.take(now, timeout, out);
-            self.metrics.pending_records.sub(out.pending.len() as i64);
-            self.metrics.sessions.sub(out.idle as i64);
+        let mut taken = Taken::default();
+        for shard in self.torrents.iter() {
+            let (records, idle) = (taken.pending.len(), taken.idle);
+            shard.lock().take(now, self.limits.peer_timeout, &mut taken);
+            self.metrics
+                .pending_records
+                .sub((taken.pending.len() - records) as i64);
+            self.metrics.sessions.sub((taken.idle - idle) as i64);
         }
-        let result = flush::write(&mut conn, &taken);
+        let result = flush::write(&mut conn, &mut taken);
         let duration = started.elapsed().as_secs_f64();
         self.metrics.flush_duration.observe(duration);
         if let Err(e) = result {
-            for (shard, t) in self.sessions.iter().zip(taken) {
-                let mut shard = shard.lock();
-                let created = shard.merge_back(t);
-                self.metrics.pending_records.add(created as i64);
-            }
+            let created = self.merge_back(taken);
+            self.metrics.pending_records.add(created as i64);
             self.metrics.flushes_error.inc();
             tracing::error!(error = %e, "private-mode flush failed; changes kept for the next one");
             return Err(e.into());
@@ -168,13 +167,46 @@ impl PrivatePolicy {
         self.metrics.last_flush.set(now);
         self.last_flush_at.store(now, Ordering::Relaxed);
         let stats = FlushStats {
-            records: taken.iter().map(|t| t.pending.len()).sum(),
-            sessions_written: taken.iter().map(|t| t.sessions.len()).sum(),
-            sessions_removed: taken.iter().map(|t| t.removed.len()).sum(),
+            records: taken.pending.len(),
+            sessions_written: taken.sessions.len(),
+            sessions_removed: taken.removed.len(),
             duration_secs: duration,
         };
         tracing::debug!(?stats, "private-mode flush");
         Ok(stats)
+    }
+
+    /// Puts back what a failed flush took: pending totals merged, baselines marked dirty again
+    /// (their current value is written next time), deletions queued again unless the session
+    /// has come back since. Returns the number of pending records created.
+    fn merge_back(&self, taken: Taken) -> usize {
+        let mut created = 0;
+        for r in taken.pending {
+            let mut shard = self.torrents.shard(&r.info_hash).lock();
+            let t = shard.activate(&r.info_hash, r.torrent_id);
+            created += usize::from(t.merge_pending(r.user_id, &r.pending));
+        }
+        for r in taken.sessions {
+            let mut shard = self.torrents.shard(&r.info_hash).lock();
+            if let Some(s) = shard
+                .active
+                .get_mut(&r.info_hash)
+                .and_then(|t| t.session_mut(r.session.user_id, r.session.peer_id))
+            {
+                s.dirty = true;
+            }
+        }
+        for r in taken.removed {
+            let mut shard = self.torrents.shard(&r.info_hash).lock();
+            let back = shard
+                .active
+                .get_mut(&r.info_hash)
+                .is_some_and(|t| t.session_mut(r.user_id, r.peer_id).is_some());
+            if !back {
+                shard.removed.push(r);
+            }
+        }
+        created
     }
 
     /// Re-reads users, keys, torrents and client rules from the database (SIGHUP, edits by
@@ -184,31 +216,19 @@ impl PrivatePolicy {
     pub fn reload(&self) -> Result<(), PrivateError> {
         let conn = self.conn.lock();
         let fresh = View::load(&conn)?;
+        let listed = torrent::load_listed(&conn)?;
         let mut view = self.view.write();
-        let old = std::mem::replace(&mut *view, fresh);
-        let mut purge: Vec<InfoHash> = old
-            .torrents
-            .keys()
-            .filter(|h| !view.torrents.contains_key(h))
-            .copied()
-            .collect();
-        purge.extend(
-            view.torrents
-                .iter()
-                .filter(|(h, t)| {
-                    self.private_entry(t)
-                        && !old.torrents.get(h).is_some_and(|o| self.private_entry(o))
-                })
-                .map(|(h, _)| *h),
-        );
-        let revoked: HashMap<i64, bool> = view.keys.values().map(|k| (k.id, k.revoked)).collect();
-        let evicted = self.evict(|k, s| {
+        *view = fresh;
+        let purge = self.torrents.replace_listed(listed, self.mode);
+        let revoked: std::collections::HashMap<i64, bool> =
+            view.keys.values().map(|k| (k.id, k.revoked)).collect();
+        let evicted = self.evict(|s| {
             let key_gone = revoked.get(&s.key_id).is_none_or(|&r| r);
-            let user_gone = view.users.get(&k.user_id).is_none_or(|u| u.disabled);
+            let user_gone = view.users.get(&s.user_id).is_none_or(|u| u.disabled);
             key_gone || user_gone
         });
         self.metrics.users.set(view.users.len() as i64);
-        self.metrics.torrents.set(view.torrents.len() as i64);
+        self.metrics.torrents.set(self.torrents.listed() as i64);
         drop(view);
         drop(conn);
         for h in &purge {
@@ -227,7 +247,7 @@ impl PrivatePolicy {
             mode: self.mode,
             users: view.users.len() as u64,
             active_keys: view.active_keys(now),
-            torrents: view.torrents.len() as u64,
+            torrents: self.torrents.listed() as u64,
             client_rules: view.rules.len() as u64,
             sessions: u64::try_from(self.metrics.sessions.get()).unwrap_or(0),
             pending_records: u64::try_from(self.metrics.pending_records.get()).unwrap_or(0),
@@ -237,30 +257,23 @@ impl PrivatePolicy {
         }
     }
 
-    /// Whether a listed torrent is private in this mode.
-    pub(crate) fn private_entry(&self, t: &TorrentEntry) -> bool {
-        self.mode == Mode::Private || t.private
-    }
-
     /// Drops the sessions `pred` selects from memory (their rows are deleted at the next flush,
     /// or already were by the caller's transaction) and removes their peers from the registry
     /// with an `event=stopped` announce. Call with the view write-locked, so no announce can
     /// re-create a session meanwhile. Returns the number evicted.
-    pub(crate) fn evict(&self, mut pred: impl FnMut(&SessionKey, &Session) -> bool) -> usize {
+    pub(crate) fn evict(&self, mut pred: impl FnMut(&Session) -> bool) -> usize {
         let mut out = Vec::new();
-        for shard in self.sessions.iter() {
-            let mut shard = shard.lock();
-            let before = out.len();
-            shard.evict(&mut pred, &mut out);
-            self.metrics.sessions.sub((out.len() - before) as i64);
+        for shard in self.torrents.iter() {
+            let n = shard.lock().evict(&mut pred, &mut out);
+            self.metrics.sessions.sub(n as i64);
         }
         let now = self.clock.now();
         let mut scratch = SelectedPeers::new();
-        for (k, s) in &out {
+        for (h, s) in &out {
             let stop = Announce {
-                info_hash: k.info_hash,
-                peer_id: k.peer_id,
-                addr: s.addr,
+                info_hash: *h,
+                peer_id: s.peer_id,
+                addr: s.addr.socket(),
                 event: Event::Stopped,
                 left: 0,
                 numwant: 0,
@@ -271,54 +284,100 @@ impl PrivatePolicy {
         out.len()
     }
 
-    /// The rules for a tracker announce (`announce = true`) or scrape; accounts an allowed
+    /// The rules for a tracker announce (`announce = true`) or scrape, in order: client rules
+    /// (announces with a peer id only), the allow list, the passkey; accounts an allowed
     /// announce made with a valid passkey.
+    ///
+    /// The view is read-locked first, then the torrent's shard, and both are held through
+    /// accounting: an eviction (which write-locks the view) never races a session being
+    /// re-created with a key it just revoked.
     fn tracker_request(&self, req: &AccessRequest<'_>, announce: bool) -> Access {
-        let now = self.now();
+        let now = self.clock.now();
         let view = self.view.read();
-        let checked = check(&view, self.mode, req, announce, now);
-        let (key, torrent) = match checked {
-            Err(denial) => {
-                drop(view);
-                self.metrics.denied(denial);
-                return Access::Deny(Cow::Borrowed(denial.text()));
+        if announce {
+            if let Some(peer_id) = req.peer_id {
+                if !view.client_allowed(peer_id) {
+                    return self.deny(Denial::Client);
+                }
             }
-            Ok(None) => return Access::Allow,
-            Ok(Some(found)) => found,
+        }
+        // Looked up before the shard is locked; whether a key is needed, and so which denial
+        // comes first, depends on the torrent.
+        let key = view.check_key(req.passkey, i64::from(now));
+        let transfer = req.transfer.filter(|_| announce);
+        let h = req.info_hash;
+        let mut guard = self.torrents.shard(h).lock();
+        let shard = &mut *guard;
+        let (out, user_id) = match shard.active.get_mut(h) {
+            // One lookup: the allow-list entry, the sessions and the pending records.
+            Some(t) => {
+                let (key, transfer) = match self.admit(t.listed.then_some(t.private), key, transfer)
+                {
+                    Ok(found) => found,
+                    Err(access) => return access,
+                };
+                let acc = accounted(req, &key, transfer, now);
+                (
+                    t.announce(h, &acc, self.limits, &mut shard.removed),
+                    key.user_id,
+                )
+            }
+            // Listed but without sessions (or not listed at all).
+            None => {
+                let private = shard.idle.get(h).map(|e| e.private);
+                let (key, transfer) = match self.admit(private, key, transfer) {
+                    Ok(found) => found,
+                    Err(access) => return access,
+                };
+                let acc = accounted(req, &key, transfer, now);
+                // Listed (admitted), so made from its idle entry: the id is not used.
+                let t = activate(&mut shard.active, &mut shard.idle, h, 0);
+                (
+                    t.announce(h, &acc, self.limits, &mut shard.removed),
+                    key.user_id,
+                )
+            }
         };
-        let Some(transfer) = req.transfer.filter(|_| announce) else {
-            return Access::Allow;
-        };
-        let acc = Accounted {
-            key: SessionKey {
-                info_hash: *req.info_hash,
-                user_id: key.user_id,
-                peer_id: req.peer_id.copied().unwrap_or_default(),
-            },
-            torrent_id: torrent.id,
-            key_id: key.id,
-            addr: SocketAddr::new(req.client, transfer.port),
-            transfer,
-            multipliers: Multipliers {
-                upload: torrent.upload_multiplier,
-                download: torrent.download_multiplier,
-            },
-            now,
-        };
-        // The view stays read-locked through accounting, so an eviction (which write-locks it)
-        // never races a session being re-created with a key it just revoked.
-        let mut shard = self.sessions.shard(req.info_hash, key.user_id).lock();
-        let out = shard.announce(&acc, self.limits);
+        drop(guard);
+        drop(view);
         if out.sessions_delta != 0 {
             self.metrics.sessions.add(out.sessions_delta);
         }
         if out.new_record {
             self.metrics.pending_records.inc();
         }
-        drop(shard);
-        drop(view);
-        self.report_absurd(&out.credit, key.user_id, req.info_hash, req.client);
+        self.report_absurd(&out.credit, user_id, h, req.client);
         Access::Allow
+    }
+
+    /// The allow-list and passkey rules once the torrent is known (`private`: its flag if it
+    /// is listed). `Ok` carries what to account; `Err` the answer when there is nothing to
+    /// account (a denial, or an allowed scrape or keyless announce).
+    #[inline]
+    fn admit(
+        &self,
+        private: Option<bool>,
+        key: Result<Option<KeyEntry>, Denial>,
+        transfer: Option<Transfer>,
+    ) -> Result<(KeyEntry, Transfer), Access> {
+        let Some(private) = private else {
+            return Err(self.deny(Denial::Unregistered));
+        };
+        let required = self.mode == Mode::Private || private;
+        let key = match (key, required) {
+            (Ok(Some(key)), _) => key,
+            (Ok(None), false) => return Err(Access::Allow),
+            (Ok(None), true) => return Err(self.deny(Denial::MissingKey)),
+            (Err(denial), _) => return Err(self.deny(denial)),
+        };
+        transfer.map(|t| (key, t)).ok_or(Access::Allow)
+    }
+
+    /// Counts and returns a denial.
+    #[cold]
+    fn deny(&self, denial: Denial) -> Access {
+        self.metrics.denied(denial);
+        Access::Deny(Cow::Borrowed(denial.text()))
     }
 
     fn report_absurd(&self, credit: &Credit, user_id: i64, info_hash: &InfoHash, client: IpAddr) {
@@ -351,29 +410,17 @@ impl PrivatePolicy {
     }
 }
 
-/// Rules 1–3: client rules (announces with a peer id only), the allow list, the passkey.
-/// `Ok(Some)` carries the valid key presented and the torrent.
-fn check(
-    view: &View,
-    mode: Mode,
-    req: &AccessRequest<'_>,
-    announce: bool,
-    now: i64,
-) -> Result<Option<(KeyEntry, TorrentEntry)>, Denial> {
-    if announce {
-        if let Some(peer_id) = req.peer_id {
-            if !view.client_allowed(peer_id) {
-                return Err(Denial::Client);
-            }
-        }
+/// The accounting of an allowed announce with a valid key.
+#[inline]
+fn accounted(req: &AccessRequest<'_>, key: &KeyEntry, transfer: Transfer, now: u32) -> Accounted {
+    Accounted {
+        user_id: key.user_id,
+        key_id: key.id,
+        peer_id: req.peer_id.copied().unwrap_or_default(),
+        addr: Addr::new(req.client, transfer.port),
+        transfer,
+        now,
     }
-    let torrent = view
-        .torrents
-        .get(req.info_hash)
-        .ok_or(Denial::Unregistered)?;
-    let required = mode == Mode::Private || torrent.private;
-    let key = view.check_key(req.passkey, required, now)?;
-    Ok(key.map(|k| (*k, *torrent)))
 }
 
 impl AccessPolicy for PrivatePolicy {
@@ -392,11 +439,7 @@ impl AccessPolicy for PrivatePolicy {
     }
 
     fn is_private(&self, info_hash: &InfoHash) -> bool {
-        self.view
-            .read()
-            .torrents
-            .get(info_hash)
-            .is_some_and(|t| self.private_entry(t))
+        self.torrents.is_private(info_hash, self.mode)
     }
 
     fn full_scrape(&self, _client: IpAddr) -> Access {

@@ -1,24 +1,18 @@
-//! Peer sessions and pending accounting, in memory, sharded.
+//! Peer sessions and pending accounting as one torrent holds them, compactly.
 //!
-//! A session is one (info hash, user, peer id): its baseline (what it last reported, when, with
-//! which key, from which address). Pending totals are kept per (user, torrent) until the next
-//! flush. A shard, chosen by a keyed hash of (info hash, user id), holds both a session and the
-//! pending totals it feeds, so one announce takes one shard lock, briefly.
+//! A session is one (user, peer id) on a torrent: its baseline (what it last reported, when,
+//! with which key, from which address), 88 bytes. Pending totals are kept per user until the
+//! next flush. Both live in the torrent's [`TorrentState`](crate::torrent::TorrentState), found
+//! by the one info-hash lookup an announce makes.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use ahash::RandomState;
-use parking_lot::Mutex;
-use swarmd_proto::{Event, InfoHash, PeerId};
+use swarmd_proto::{InfoHash, PeerId};
 use swarmd_swarm::access::Transfer;
 
-use crate::credit::{credit, Credit, Limits, Multipliers, Reported};
+use crate::credit::{Credit, Reported};
 use crate::model::Totals;
-
-/// Number of shards (a power of two).
-const SHARDS: usize = 32;
+use crate::small::Keyed;
 
 /// How stale a stored `last_seen` (and a record's `last_announce`) may grow before an announce
 /// that changed nothing else is written anyway. Announces that only prove a peer is alive are
@@ -27,31 +21,137 @@ const SHARDS: usize = 32;
 /// credit up to this much seeding time twice.
 pub(crate) const LAST_SEEN_STEP: i64 = 300;
 
-/// Identity of a peer session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct SessionKey {
-    pub(crate) info_hash: InfoHash,
-    pub(crate) user_id: i64,
-    pub(crate) peer_id: PeerId,
+/// A peer's address in 19 bytes (a `SocketAddr` takes 32): the IP's 16 bytes (an IPv4
+/// address in the first 4), the port, the family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Addr {
+    ip: [u8; 16],
+    port: [u8; 2],
+    v6: bool,
 }
 
-/// A session's baseline.
+impl Addr {
+    /// `ip:port`.
+    #[inline]
+    pub(crate) fn new(ip: IpAddr, port: u16) -> Self {
+        let mut bytes = [0; 16];
+        let v6 = match ip {
+            IpAddr::V4(v4) => {
+                bytes[..4].copy_from_slice(&v4.octets());
+                false
+            }
+            IpAddr::V6(v6) => {
+                bytes = v6.octets();
+                true
+            }
+        };
+        Self {
+            ip: bytes,
+            port: port.to_ne_bytes(),
+            v6,
+        }
+    }
+
+    /// As a socket address.
+    pub(crate) fn socket(&self) -> SocketAddr {
+        let ip = if self.v6 {
+            IpAddr::V6(Ipv6Addr::from(self.ip))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(
+                self.ip[0], self.ip[1], self.ip[2], self.ip[3],
+            ))
+        };
+        SocketAddr::new(ip, u16::from_ne_bytes(self.port))
+    }
+}
+
+/// A clock reading (u32 seconds, as the server clock gives them) from a stored `i64` time.
+pub(crate) fn secs(t: i64) -> u32 {
+    u32::try_from(t.max(0)).unwrap_or(u32::MAX)
+}
+
+/// One peer session's baseline. The torrent is implied by where it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Session {
-    pub(crate) torrent_id: i64,
+    pub(crate) user_id: i64,
     pub(crate) key_id: i64,
-    pub(crate) addr: SocketAddr,
-    pub(crate) reported: Reported,
+    pub(crate) uploaded: u64,
+    pub(crate) downloaded: u64,
+    pub(crate) left: u64,
+    /// When it last announced.
+    pub(crate) last_seen: u32,
+    /// The `last_seen` the database holds for this session.
+    pub(crate) written_last_seen: u32,
+    pub(crate) peer_id: PeerId,
+    pub(crate) addr: Addr,
     /// Changed (beyond `last_seen`) since the last flush wrote it.
     pub(crate) dirty: bool,
-    /// The `last_seen` the database holds for this session.
-    pub(crate) written_last_seen: i64,
+}
+
+impl Keyed for Session {
+    type Key = (i64, PeerId);
+    #[inline]
+    fn key(&self) -> (i64, PeerId) {
+        (self.user_id, self.peer_id)
+    }
 }
 
 impl Session {
+    /// A session first seen now (or loaded from the database, `dirty` false).
+    pub(crate) fn new(
+        user_id: i64,
+        peer_id: PeerId,
+        key_id: i64,
+        addr: Addr,
+        t: &Transfer,
+        now: u32,
+    ) -> Self {
+        Self {
+            user_id,
+            key_id,
+            uploaded: t.uploaded,
+            downloaded: t.downloaded,
+            left: t.left,
+            last_seen: now,
+            written_last_seen: now,
+            peer_id,
+            addr,
+            dirty: true,
+        }
+    }
+
+    /// What the credit rules compare against.
+    #[inline]
+    pub(crate) fn reported(&self) -> Reported {
+        Reported {
+            uploaded: self.uploaded,
+            downloaded: self.downloaded,
+            left: self.left,
+            last_seen: i64::from(self.last_seen),
+        }
+    }
+
     /// True if the next flush must write this baseline.
-    fn due(&self) -> bool {
-        self.dirty || self.reported.last_seen - self.written_last_seen >= LAST_SEEN_STEP
+    #[inline]
+    pub(crate) fn due(&self) -> bool {
+        self.dirty
+            || i64::from(self.last_seen) - i64::from(self.written_last_seen) >= LAST_SEEN_STEP
+    }
+
+    /// Takes the new report of an announce as the baseline; marks the session dirty if anything
+    /// but the time changed.
+    #[inline]
+    pub(crate) fn update(&mut self, a: &Accounted) {
+        let t = &a.transfer;
+        self.dirty |= (self.uploaded, self.downloaded, self.left)
+            != (t.uploaded, t.downloaded, t.left)
+            || (self.key_id, self.addr) != (a.key_id, a.addr);
+        self.uploaded = t.uploaded;
+        self.downloaded = t.downloaded;
+        self.left = t.left;
+        self.key_id = a.key_id;
+        self.addr = a.addr;
+        self.last_seen = a.now;
     }
 }
 
@@ -70,26 +170,39 @@ impl Pending {
     }
 }
 
+/// One user's pending accounting on a torrent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UserPending {
+    pub(crate) user_id: i64,
+    pub(crate) pending: Pending,
+}
+
+impl Keyed for UserPending {
+    type Key = i64;
+    #[inline]
+    fn key(&self) -> i64 {
+        self.user_id
+    }
+}
+
 /// A session whose database row is to be deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Removed {
-    pub(crate) key: SessionKey,
+    pub(crate) info_hash: InfoHash,
     pub(crate) torrent_id: i64,
+    pub(crate) user_id: i64,
+    pub(crate) peer_id: PeerId,
 }
-
-/// (user id, torrent id).
-pub(crate) type RecordKey = (i64, i64);
 
 /// One announce to account, after the policy allowed it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Accounted {
-    pub(crate) key: SessionKey,
-    pub(crate) torrent_id: i64,
+    pub(crate) user_id: i64,
     pub(crate) key_id: i64,
-    pub(crate) addr: SocketAddr,
+    pub(crate) peer_id: PeerId,
+    pub(crate) addr: Addr,
     pub(crate) transfer: Transfer,
-    pub(crate) multipliers: Multipliers,
-    pub(crate) now: i64,
+    pub(crate) now: u32,
 }
 
 /// What accounting one announce changed.
@@ -102,220 +215,35 @@ pub(crate) struct Outcome {
     pub(crate) new_record: bool,
 }
 
-/// What a flush took out of one shard.
-#[derive(Debug, Default)]
-pub(crate) struct Taken {
-    pub(crate) pending: Vec<(RecordKey, Pending)>,
-    pub(crate) sessions: Vec<(SessionKey, Session)>,
-    pub(crate) removed: Vec<Removed>,
-    /// Sessions forgotten for idleness (already gone from memory).
-    pub(crate) idle: usize,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// One shard's state.
-#[derive(Debug, Default)]
-pub(crate) struct Shard {
-    pub(crate) sessions: HashMap<SessionKey, Session, RandomState>,
-    pub(crate) pending: HashMap<RecordKey, Pending, RandomState>,
-    /// Sessions dropped since the last flush, whose rows the flush deletes.
-    pub(crate) removed: Vec<Removed>,
-}
-
-impl Shard {
-    /// Accounts one announce: credits it against the baseline, then stores the new baseline
-    /// (or drops the session on `event=stopped`).
-    pub(crate) fn announce(&mut self, a: &Accounted, limits: Limits) -> Outcome {
-        let t = &a.transfer;
-        let stopped = t.event == Event::Stopped;
-        let reported = Reported {
-            uploaded: t.uploaded,
-            downloaded: t.downloaded,
-            left: t.left,
-            last_seen: a.now,
-        };
-        let mut out = Outcome::default();
-        // Whether this announce leaves something the database must learn at the next flush.
-        let mut write = stopped;
-        match self.sessions.get_mut(&a.key) {
-            Some(s) => {
-                out.credit = credit(Some(&s.reported), t, a.now, a.multipliers, limits);
-                let p = &s.reported;
-                if stopped {
-                    let torrent_id = s.torrent_id;
-                    self.sessions.remove(&a.key);
-                    self.removed.push(Removed {
-                        key: a.key,
-                        torrent_id,
-                    });
-                    out.sessions_delta = -1;
-                } else {
-                    s.dirty |= (p.uploaded, p.downloaded, p.left)
-                        != (t.uploaded, t.downloaded, t.left)
-                        || (s.torrent_id, s.key_id, s.addr) != (a.torrent_id, a.key_id, a.addr);
-                    s.torrent_id = a.torrent_id;
-                    s.key_id = a.key_id;
-                    s.addr = a.addr;
-                    s.reported = reported;
-                    write |= s.due();
-                }
-            }
-            None => {
-                out.credit = credit(None, t, a.now, a.multipliers, limits);
-                if !stopped {
-                    self.sessions.insert(
-                        a.key,
-                        Session {
-                            torrent_id: a.torrent_id,
-                            key_id: a.key_id,
-                            addr: a.addr,
-                            reported,
-                            dirty: true,
-                            written_last_seen: a.now,
-                        },
-                    );
-                    out.sessions_delta = 1;
-                    write = true;
-                }
-            }
+    #[test]
+    fn addresses_round_trip_compactly() {
+        assert_eq!(std::mem::size_of::<Addr>(), 19);
+        assert_eq!(std::mem::size_of::<Session>(), 88);
+        for a in [
+            "10.1.2.3:6881",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "[::1]:80",
+            "[::ffff:10.0.0.1]:1",
+            "[2001:db8::7]:51413",
+        ] {
+            let s: SocketAddr = a.parse().unwrap();
+            assert_eq!(Addr::new(s.ip(), s.port()).socket(), s, "{a}");
         }
-        if !write && out.credit.totals == Totals::default() {
-            return out;
-        }
-        let add = Pending {
-            totals: out.credit.totals,
-            last_announce: a.now,
-        };
-        match self.pending.entry((a.key.user_id, a.torrent_id)) {
-            Entry::Occupied(mut e) => e.get_mut().merge(&add),
-            Entry::Vacant(e) => {
-                e.insert(add);
-                out.new_record = true;
-            }
-        }
-        out
+        assert_ne!(
+            Addr::new("::ffff:10.0.0.1".parse().unwrap(), 1),
+            Addr::new("10.0.0.1".parse().unwrap(), 1)
+        );
     }
 
-    /// Moves pending records, dirty baselines and queued deletions into `out`, and forgets
-    /// sessions idle for more than `timeout` seconds at `now`. Maps keep their capacity, so
-    /// steady-state announces do not allocate.
-    pub(crate) fn take(&mut self, now: i64, timeout: u32, out: &mut Taken) {
-        let records = self.pending.len();
-        out.pending.extend(self.pending.drain());
-        out.removed.append(&mut self.removed);
-        let timeout = i64::from(timeout);
-        self.sessions.retain(|key, s| {
-            if now.saturating_sub(s.reported.last_seen) > timeout {
-                out.removed.push(Removed {
-                    key: *key,
-                    torrent_id: s.torrent_id,
-                });
-                out.idle += 1;
-                return false;
-            }
-            if s.due() {
-                s.dirty = false;
-                s.written_last_seen = s.reported.last_seen;
-                out.sessions.push((*key, *s));
-            }
-            true
-        });
-        let live = self.sessions.len();
-        shrink(&mut self.sessions, live);
-        // The drained map keeps room for as many records as this interval had.
-        shrink(&mut self.pending, records);
-    }
-
-    /// Puts back what a failed flush took: pending totals merged, baselines marked dirty again
-    /// (their current value is written next time), deletions queued again unless the session
-    /// has come back since. Returns the number of pending records created.
-    pub(crate) fn merge_back(&mut self, taken: Taken) -> usize {
-        let mut created = 0;
-        for (k, p) in taken.pending {
-            match self.pending.entry(k) {
-                Entry::Occupied(mut e) => e.get_mut().merge(&p),
-                Entry::Vacant(e) => {
-                    e.insert(p);
-                    created += 1;
-                }
-            }
-        }
-        for (k, _) in taken.sessions {
-            if let Some(s) = self.sessions.get_mut(&k) {
-                s.dirty = true;
-            }
-        }
-        for r in taken.removed {
-            if !self.sessions.contains_key(&r.key) {
-                self.removed.push(r);
-            }
-        }
-        created
-    }
-
-    /// Drops the sessions `evict` selects, queues their rows for deletion and appends them to
-    /// `out`.
-    pub(crate) fn evict(
-        &mut self,
-        mut evict: impl FnMut(&SessionKey, &Session) -> bool,
-        out: &mut Vec<(SessionKey, Session)>,
-    ) {
-        let removed = &mut self.removed;
-        self.sessions.retain(|key, s| {
-            if !evict(key, s) {
-                return true;
-            }
-            removed.push(Removed {
-                key: *key,
-                torrent_id: s.torrent_id,
-            });
-            out.push((*key, *s));
-            false
-        });
-    }
-}
-
-/// Gives memory back after a spike: shrinks a map whose capacity is over four times `used`.
-fn shrink<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V, RandomState>, used: usize) {
-    if map.capacity() > 64 && used.saturating_mul(4) < map.capacity() {
-        map.shrink_to(used * 2);
-    }
-}
-
-/// A shard on its own cache line(s).
-#[repr(align(64))]
-#[derive(Debug, Default)]
-struct Padded(Mutex<Shard>);
-
-/// Every shard.
-#[derive(Debug)]
-pub(crate) struct Sessions {
-    shards: Box<[Padded]>,
-    hasher: RandomState,
-}
-
-impl Sessions {
-    /// Empty shards.
-    pub(crate) fn new() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
-            hasher: RandomState::new(),
-        }
-    }
-
-    /// The shard holding the sessions and pending totals of `user_id` on `info_hash`.
-    pub(crate) fn shard(&self, info_hash: &InfoHash, user_id: i64) -> &Mutex<Shard> {
-        // Truncation is intended: the low bits pick the shard.
-        let i = self.hasher.hash_one((info_hash, user_id)) as usize & (SHARDS - 1);
-        &self.shards[i].0
-    }
-
-    /// Every shard, in a fixed order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Mutex<Shard>> {
-        self.shards.iter().map(|p| &p.0)
-    }
-
-    /// Number of shards.
-    pub(crate) fn len(&self) -> usize {
-        self.shards.len()
+    #[test]
+    fn stored_times_clamp_to_the_clock_range() {
+        assert_eq!(secs(-5), 0);
+        assert_eq!(secs(1_000), 1_000);
+        assert_eq!(secs(i64::MAX), u32::MAX);
     }
 }

@@ -1,11 +1,13 @@
-//! The in-memory view of users, passkeys, allow-listed torrents and client rules that the
-//! request path consults (never the database), and the checks made against it.
+//! The in-memory view of users, passkeys and client rules that the request path consults
+//! (never the database), and the checks made against it. Small (one entry per user and key),
+//! so it stays hot in cache; the per-torrent state is in [`crate::torrents`].
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use ahash::RandomState;
 use rusqlite::Connection;
-use swarmd_proto::{InfoHash, PeerId};
+use swarmd_proto::PeerId;
 
 use crate::model::ClientAction;
 
@@ -97,13 +99,26 @@ impl KeyEntry {
     }
 }
 
-/// An allow-listed torrent as the request path needs it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct TorrentEntry {
-    pub(crate) id: i64,
-    pub(crate) private: bool,
-    pub(crate) upload_multiplier: f64,
-    pub(crate) download_multiplier: f64,
+/// A passkey as a map key. Compared in full, but hashed by its first and last 8 bytes only:
+/// issued keys are random (8 characters of a 36-letter alphabet carry 41 bits), so this
+/// spreads them as well as hashing all 32 bytes, for less work on every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyBytes(pub(crate) [u8; KEY_LEN]);
+
+impl KeyBytes {
+    /// The key, if `bytes` has a passkey's length.
+    pub(crate) fn new(bytes: &[u8]) -> Option<Self> {
+        <[u8; KEY_LEN]>::try_from(bytes).ok().map(Self)
+    }
+}
+
+impl Hash for KeyBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let [a, b, c, d, e, f, g, h, ..] = self.0;
+        state.write_u64(u64::from_ne_bytes([a, b, c, d, e, f, g, h]));
+        let [.., a, b, c, d, e, f, g, h] = self.0;
+        state.write_u64(u64::from_ne_bytes([a, b, c, d, e, f, g, h]));
+    }
 }
 
 /// A client rule as matched.
@@ -118,14 +133,12 @@ pub(crate) struct RuleEntry {
 #[derive(Debug, Default)]
 pub(crate) struct View {
     pub(crate) users: HashMap<i64, UserEntry, RandomState>,
-    pub(crate) keys: HashMap<[u8; KEY_LEN], KeyEntry, RandomState>,
-    /// Listed torrents only (removed ones are absent).
-    pub(crate) torrents: HashMap<InfoHash, TorrentEntry, RandomState>,
+    pub(crate) keys: HashMap<KeyBytes, KeyEntry, RandomState>,
     pub(crate) rules: Vec<RuleEntry>,
 }
 
 impl View {
-    /// Reads the whole view from the database.
+    /// Reads the whole view (users, keys, client rules) from the database.
     pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Self> {
         let mut view = View::default();
         let mut stmt = conn.prepare("SELECT id, disabled FROM users")?;
@@ -149,32 +162,11 @@ impl View {
         })?;
         for row in rows {
             let (key, entry) = row?;
-            match <[u8; KEY_LEN]>::try_from(key.as_bytes()) {
-                Ok(k) => {
+            match KeyBytes::new(key.as_bytes()) {
+                Some(k) => {
                     view.keys.insert(k, entry);
                 }
-                Err(_) => tracing::warn!(key_id = entry.id, "ignoring a passkey of bad length"),
-            }
-        }
-        let mut stmt = conn.prepare(
-            "SELECT id, info_hash, private, upload_multiplier, download_multiplier
-             FROM torrents WHERE removed_at IS NULL",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(1)?,
-                TorrentEntry {
-                    id: r.get(0)?,
-                    private: r.get(2)?,
-                    upload_multiplier: r.get(3)?,
-                    download_multiplier: r.get(4)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (hash, entry) = row?;
-            if let Some(h) = InfoHash::from_slice(&hash) {
-                view.torrents.insert(h, entry);
+                None => tracing::warn!(key_id = entry.id, "ignoring a passkey of bad length"),
             }
         }
         let mut stmt = conn.prepare("SELECT prefix, action FROM client_rules")?;
@@ -227,22 +219,21 @@ impl View {
         !any_allow || allowed
     }
 
-    /// The passkey rules: `Ok(Some(key))` for a valid key, `Ok(None)` when none was presented
-    /// and none is `required`. An empty credential counts as none.
+    /// The passkey rules for a presented credential: `Ok(Some(key))` for a valid key,
+    /// `Ok(None)` when none was presented (an empty credential counts as none; whether one is
+    /// required depends on the torrent, and is the caller's to decide).
+    #[inline]
     pub(crate) fn check_key(
         &self,
         passkey: Option<&[u8]>,
-        required: bool,
         now: i64,
-    ) -> Result<Option<&KeyEntry>, Denial> {
+    ) -> Result<Option<KeyEntry>, Denial> {
         let presented = match passkey {
             Some(p) if !p.is_empty() => p,
-            _ if required => return Err(Denial::MissingKey),
             _ => return Ok(None),
         };
-        let key = <&[u8; KEY_LEN]>::try_from(presented)
-            .ok()
-            .and_then(|k| self.keys.get(k))
+        let key = KeyBytes::new(presented)
+            .and_then(|k| self.keys.get(&k))
             .ok_or(Denial::UnknownKey)?;
         if key.revoked {
             return Err(Denial::RevokedKey);
@@ -253,7 +244,7 @@ impl View {
         match self.users.get(&key.user_id) {
             None => Err(Denial::UnknownKey),
             Some(user) if user.disabled => Err(Denial::DisabledUser),
-            Some(_) => Ok(Some(key)),
+            Some(_) => Ok(Some(*key)),
         }
     }
 

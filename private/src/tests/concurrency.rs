@@ -14,6 +14,9 @@ fn totals_are_exact_with_concurrent_announces_and_flushes() {
     fx.allow(hash(2));
     let users: Vec<(i64, String)> = (0..THREADS).map(|i| fx.user(&format!("u{i}"))).collect();
     let done = AtomicBool::new(false);
+    // The workers start once the flusher runs, so flushes overlap announces however the
+    // threads are scheduled.
+    let flushing = AtomicBool::new(false);
     let mut flushes = 0;
     std::thread::scope(|s| {
         let workers: Vec<_> = users
@@ -21,7 +24,11 @@ fn totals_are_exact_with_concurrent_announces_and_flushes() {
             .enumerate()
             .map(|(i, (_, key))| {
                 let fx = &fx;
+                let flushing = &flushing;
                 s.spawn(move || {
+                    while !flushing.load(Ordering::Acquire) {
+                        std::thread::yield_now();
+                    }
                     for n in 0..ANNOUNCES {
                         for (h, p) in [(hash(1), 1u8), (hash(2), 2)] {
                             let a = Ann::new(h, Some(key))
@@ -35,11 +42,14 @@ fn totals_are_exact_with_concurrent_announces_and_flushes() {
             .collect();
         let flusher = s.spawn(|| {
             let mut n = 0;
-            while !done.load(Ordering::Relaxed) {
+            flushing.store(true, Ordering::Release);
+            loop {
                 fx.policy.flush().unwrap();
                 n += 1;
+                if done.load(Ordering::Relaxed) {
+                    break n;
+                }
             }
-            n
         });
         for w in workers {
             w.join().unwrap();

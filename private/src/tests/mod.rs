@@ -6,6 +6,7 @@ mod admin;
 mod concurrency;
 mod persistence;
 mod proptests;
+mod torrents;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

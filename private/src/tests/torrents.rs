@@ -1,0 +1,233 @@
+//! The per-torrent state: torrents moving between the idle and active maps, removed torrents
+//! keeping their sessions until they end, big swarms (past the session index threshold).
+
+use super::*;
+use crate::Totals;
+
+/// Where the shard keeps `h`: "active", "idle" or "absent".
+fn place(fx: &Fx, h: &InfoHash) -> &'static str {
+    let shard = fx.policy.torrents.shard(h).lock();
+    match (shard.active.contains_key(h), shard.idle.contains_key(h)) {
+        (true, false) => "active",
+        (false, true) => "idle",
+        (false, false) => "absent",
+        (true, true) => panic!("{h} is both active and idle"),
+    }
+}
+
+fn user_totals(fx: &Fx, uid: i64) -> Totals {
+    fx.policy.user(uid).unwrap().totals
+}
+
+#[test]
+fn a_torrent_is_active_while_it_has_sessions_or_pending_records() {
+    let fx = Fx::new(Mode::Listed);
+    let (_, key) = fx.user("alice");
+    fx.allow(hash(1));
+    assert_eq!(place(&fx, &hash(1)), "idle");
+    // Keyless announces and scrapes are not accounted: the torrent stays idle.
+    assert!(Ann::new(hash(1), None).send(&fx).is_allowed());
+    assert!(Ann::new(hash(1), Some(&key)).scrape(&fx).is_allowed());
+    assert_eq!(place(&fx, &hash(1)), "idle");
+    let a = Ann::new(hash(1), Some(&key));
+    assert!(a.send(&fx).is_allowed());
+    assert_eq!(place(&fx, &hash(1)), "active");
+    fx.policy.flush().unwrap();
+    assert_eq!(place(&fx, &hash(1)), "active", "the session is live");
+    fx.advance(1);
+    a.event(Event::Stopped).send(&fx);
+    assert_eq!(
+        place(&fx, &hash(1)),
+        "active",
+        "the stop's record is pending"
+    );
+    fx.policy.flush().unwrap();
+    assert_eq!(place(&fx, &hash(1)), "idle");
+    assert_eq!(fx.policy.stats().torrents, 1);
+    // Still listed, with its options.
+    assert!(a.event(Event::Started).send(&fx).is_allowed());
+    assert_eq!(fx.policy.stats().sessions, 1);
+}
+
+#[test]
+fn a_private_torrent_is_private_whether_idle_or_active() {
+    let fx = Fx::new(Mode::Listed);
+    let (_, key) = fx.user("alice");
+    fx.allow_with(
+        hash(1),
+        TorrentOptions {
+            private: true,
+            upload_multiplier: 2.0,
+            ..TorrentOptions::default()
+        },
+    );
+    assert!(fx.policy.is_private(&hash(1)));
+    let a = Ann::new(hash(1), Some(&key));
+    a.send(&fx);
+    assert_eq!(place(&fx, &hash(1)), "active");
+    assert!(fx.policy.is_private(&hash(1)));
+    assert_eq!(
+        text(&Ann::new(hash(1), None).send(&fx)),
+        "passkey required: use your personal announce URL"
+    );
+    // Options changed while active apply at once; the multiplier to the next credit.
+    fx.allow(hash(1));
+    assert!(!fx.policy.is_private(&hash(1)));
+    assert!(Ann::new(hash(1), None).send(&fx).is_allowed());
+    fx.advance(1);
+    a.totals(10, 0, 100).send(&fx);
+    let uid = fx.policy.user_by_name("alice").unwrap().user.id;
+    assert_eq!(user_totals(&fx, uid).uploaded, 10);
+}
+
+#[test]
+fn a_removed_torrent_keeps_its_sessions_until_they_end() {
+    let fx = Fx::new(Mode::Private);
+    let (uid, key) = fx.user("alice");
+    fx.allow(hash(1));
+    let a = Ann::new(hash(1), Some(&key));
+    a.totals(100, 0, 50).send(&fx);
+    assert!(fx.policy.remove_torrent(&hash(1)).unwrap());
+    assert_eq!(text(&a.send(&fx)), "unregistered torrent");
+    assert!(!fx.policy.is_private(&hash(1)));
+    assert_eq!(fx.policy.stats().sessions, 1);
+    assert_eq!(fx.policy.stats().torrents, 0);
+    assert_eq!(place(&fx, &hash(1)), "active");
+    // Revived before the session ends: the session continues from its baseline.
+    fx.allow(hash(1));
+    fx.advance(10);
+    a.totals(300, 0, 50).send(&fx);
+    assert_eq!(user_totals(&fx, uid).raw_uploaded, 200);
+    // Removed again, the session idles out and the torrent is forgotten.
+    assert!(fx.policy.remove_torrent(&hash(1)).unwrap());
+    fx.advance(TIMEOUT + 1);
+    let f = fx.policy.flush().unwrap();
+    assert_eq!(f.sessions_removed, 1);
+    assert_eq!(place(&fx, &hash(1)), "absent");
+    assert_eq!(fx.policy.stats().sessions, 0);
+    assert_eq!(text(&a.send(&fx)), "unregistered torrent");
+}
+
+#[test]
+fn evicting_the_last_sessions_of_a_removed_torrent_forgets_it() {
+    let fx = Fx::new(Mode::Private);
+    let (_, key) = fx.user("alice");
+    fx.allow(hash(1));
+    Ann::new(hash(1), Some(&key)).send(&fx);
+    fx.policy.flush().unwrap();
+    fx.policy.remove_torrent(&hash(1)).unwrap();
+    fx.policy.revoke_key(&key).unwrap();
+    assert_eq!(place(&fx, &hash(1)), "absent");
+    assert_eq!(fx.policy.stats().sessions, 0);
+}
+
+#[test]
+fn sessions_on_a_removed_torrent_survive_a_reopen() {
+    let db = TempDb::new("removed");
+    let cfg = config(Mode::Private, db.path());
+    let fx = Fx::with_config(&cfg);
+    let (uid, key) = fx.user("alice");
+    fx.allow(hash(1));
+    let a = Ann::new(hash(1), Some(&key));
+    a.totals(100, 0, 50).send(&fx);
+    fx.policy.remove_torrent(&hash(1)).unwrap();
+    fx.policy.flush().unwrap();
+    let Fx {
+        policy,
+        clock,
+        registry,
+    } = fx;
+    drop(policy);
+    let fx = Fx::reopen(&cfg, clock, registry);
+    assert_eq!(fx.policy.stats().sessions, 1);
+    assert_eq!(place(&fx, &hash(1)), "active");
+    assert_eq!(text(&a.send(&fx)), "unregistered torrent");
+    fx.allow(hash(1));
+    fx.advance(10);
+    a.totals(400, 0, 50).send(&fx);
+    assert_eq!(user_totals(&fx, uid).raw_uploaded, 300);
+}
+
+/// Many sessions on one torrent (past the index threshold, and back under it as they stop):
+/// each is credited against its own baseline, and records stay per user.
+#[test]
+fn big_swarms_keep_every_session_apart() {
+    const PEERS: u8 = 90;
+    let fx = Fx::new(Mode::Private);
+    let users = [fx.user("a"), fx.user("b"), fx.user("c")];
+    fx.allow(hash(1));
+    let ann = |n: u8| {
+        let (_, key) = &users[usize::from(n % 3)];
+        let mut a = Ann::new(hash(1), Some(key)).peer(peer(b"-qB", n));
+        a.port = 1000 + u16::from(n);
+        a
+    };
+    for n in 0..PEERS {
+        assert!(ann(n).totals(u64::from(n), 0, 10).send(&fx).is_allowed());
+    }
+    assert_eq!(fx.policy.stats().sessions, u64::from(PEERS));
+    assert_eq!(fx.policy.stats().pending_records, 3);
+    fx.advance(10);
+    // Every peer reports 1000 more; two thirds then stop.
+    for n in 0..PEERS {
+        let a = ann(n).totals(u64::from(n) + 1000, 0, 10);
+        let a = if n % 3 == 2 {
+            a
+        } else {
+            a.event(Event::Stopped)
+        };
+        assert!(a.send(&fx).is_allowed());
+    }
+    assert_eq!(fx.policy.stats().sessions, u64::from(PEERS / 3));
+    fx.advance(10);
+    // The survivors (user c) report 10 more each; the others come back as first sightings.
+    for n in 0..PEERS {
+        ann(n).totals(u64::from(n) + 1010, 0, 10).send(&fx);
+    }
+    let per_user = u64::from(PEERS / 3) * 1000;
+    assert_eq!(user_totals(&fx, users[0].0).raw_uploaded, per_user);
+    assert_eq!(user_totals(&fx, users[1].0).raw_uploaded, per_user);
+    assert_eq!(
+        user_totals(&fx, users[2].0).raw_uploaded,
+        per_user + u64::from(PEERS / 3) * 10
+    );
+    assert_eq!(fx.policy.stats().sessions, u64::from(PEERS));
+    // Revoking one user's key evicts exactly their sessions.
+    fx.policy.revoke_key(&users[1].1).unwrap();
+    assert_eq!(fx.policy.stats().sessions, u64::from(PEERS / 3) * 2);
+    assert_eq!(peers_in_registry(&fx, &hash(1)), u32::from(PEERS / 3) * 2);
+}
+
+/// Another tool deleting and re-inserting a torrent's row gives its hash a new id: the
+/// sessions' rows move to it at the next flush.
+#[test]
+fn a_new_row_id_for_a_hash_moves_its_session_rows() {
+    let db = TempDb::new("newid");
+    let fx = Fx::with_config(&config(Mode::Private, db.path()));
+    let (_, key) = fx.user("alice");
+    fx.allow(hash(1));
+    Ann::new(hash(1), Some(&key)).send(&fx);
+    fx.policy.flush().unwrap();
+    let other = rusqlite::Connection::open(db.path()).unwrap();
+    other
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             UPDATE torrents SET id = 77 WHERE id = 1;",
+        )
+        .unwrap();
+    drop(other);
+    fx.policy.reload().unwrap();
+    let f = fx.policy.flush().unwrap();
+    assert_eq!((f.sessions_written, f.sessions_removed), (1, 1));
+    let ids: Vec<i64> = fx
+        .policy
+        .conn
+        .lock()
+        .prepare("SELECT torrent_id FROM peer_sessions")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ids, vec![77]);
+}
