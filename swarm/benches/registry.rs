@@ -8,13 +8,15 @@ use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_main, Criterion};
+use criterion::{criterion_main, Criterion, Throughput};
 use rand::Rng;
 use swarmd_proto::{Event, InfoHash, PeerId};
-use swarmd_swarm::{Announce, Registry, RegistryConfig, SelectedPeers};
+use swarmd_swarm::{Announce, Prefetch, Registry, RegistryConfig, SelectedPeers};
 
 const PEERS: usize = 1_000_000;
 const TORRENTS: usize = 100_000;
+/// Requests per batch in the batched cases (a UDP worker's default `recv_batch`).
+const BATCH: usize = 32;
 
 fn info_hash(rank: usize) -> InfoHash {
     let mut h = [0x5a; 20];
@@ -126,6 +128,52 @@ fn bench(c: &mut Criterion) {
             elapsed
         })
     });
+
+    // Batches of 32 re-announces to uniformly drawn torrents (mostly small swarms, cold in
+    // the cache), the way a UDP worker handles a batch of datagrams: as they come, then with
+    // the two-step prefetch pipeline (bucket two requests ahead, record one ahead).
+    let mut first = vec![0u32; TORRENTS];
+    for (k, &r) in torrent_of.iter().enumerate().rev() {
+        first[r as usize] = k as u32;
+    }
+    let uniform: Vec<Announce> = (0..1 << 16)
+        .map(|_| {
+            let r = rng.random_range(0..TORRENTS);
+            announce(r, first[r] + 1, Event::None, 50)
+        })
+        .collect();
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for prefetch in [false, true] {
+        let name = if prefetch {
+            "batch32_uniform_prefetch"
+        } else {
+            "batch32_uniform"
+        };
+        let mut at = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let batch = &uniform[at..at + BATCH];
+                at = (at + BATCH) % uniform.len();
+                if prefetch {
+                    for req in &batch[..2] {
+                        registry.prefetch(&req.info_hash, Prefetch::Bucket);
+                    }
+                }
+                for (k, req) in batch.iter().enumerate() {
+                    if prefetch {
+                        if let Some(next) = batch.get(k + 2) {
+                            registry.prefetch(&next.info_hash, Prefetch::Bucket);
+                        }
+                        if let Some(next) = batch.get(k + 1) {
+                            registry.prefetch(&next.info_hash, Prefetch::Record);
+                        }
+                    }
+                    black_box(registry.announce(req, 1, &mut out).unwrap());
+                }
+            })
+        });
+    }
+    group.throughput(Throughput::Elements(1));
 
     let mut j = 0;
     group.bench_function("scrape", |b| {

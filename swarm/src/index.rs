@@ -88,6 +88,23 @@ impl Index {
         None
     }
 
+    /// Starts loading the home bucket of `hash` (the first read of [`Index::find`]).
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        // Truncation is intended, as in `find`.
+        let b = hash as usize & self.mask();
+        crate::prefetch::prefetch(self.buckets.as_ptr().wrapping_add(b));
+    }
+
+    /// The slot in the home bucket of `hash` if that bucket's tag matches: where a lookup most
+    /// likely ends, without probing further (a guess, for prefetching).
+    #[inline]
+    pub(crate) fn home_guess(&self, hash: u64) -> Option<usize> {
+        // Truncation is intended, as in `find`.
+        let e = self.buckets[hash as usize & self.mask()];
+        (e != 0 && e & !SLOT_MASK == tag(hash)).then(|| entry_slot(e))
+    }
+
     /// The slot stored in bucket `b` (which must be occupied).
     #[inline]
     pub(crate) fn slot(&self, b: usize) -> usize {

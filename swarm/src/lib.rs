@@ -26,6 +26,7 @@ pub mod clock;
 mod index;
 pub mod metrics;
 mod peers;
+mod prefetch;
 mod record;
 mod registry;
 mod sample;
@@ -39,6 +40,6 @@ mod proptests;
 mod tests;
 
 pub use registry::{
-    Announce, AnnounceError, AnnounceOutcome, Registry, RegistryConfig, RegistryCounts,
+    Announce, AnnounceError, AnnounceOutcome, Prefetch, Registry, RegistryConfig, RegistryCounts,
     SelectedPeers, SwarmStats, SweepStats,
 };

@@ -32,7 +32,7 @@ const PRERESERVE_PEERS: usize = 256;
 /// One shard: its swarms and its peer counters, maintained under its lock. The store comes
 /// first, so the lock word, the index and the first record chunks share a cache line.
 #[repr(C)]
-struct ShardState {
+pub(crate) struct ShardState {
     torrents: Store,
     counts: RoleCounts,
 }
@@ -73,6 +73,16 @@ impl std::fmt::Debug for Registry {
             .field("torrents", &self.torrents.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
+}
+
+/// Which step of a lookup [`Registry::prefetch`] starts loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    /// The torrent table's bucket: the first miss of a lookup.
+    Bucket,
+    /// The torrent's record, found through its bucket: the second miss. Pays off when the
+    /// bucket was prefetched a little earlier.
+    Record,
 }
 
 impl Registry {
@@ -117,7 +127,7 @@ impl Registry {
     }
 
     /// The hash of `info_hash` and its shard.
-    fn shard(&self, info_hash: &InfoHash) -> (u64, &Mutex<ShardState>) {
+    pub(crate) fn shard(&self, info_hash: &InfoHash) -> (u64, &Mutex<ShardState>) {
         let hash = hash_key(&self.hasher, info_hash);
         (hash, &self.shards[shard_of(hash, self.mask)].0)
     }
@@ -246,6 +256,21 @@ impl Registry {
         let state = shard.lock();
         let i = state.torrents.find(hash, info_hash)?;
         Some(state.torrents.get(i).stats())
+    }
+
+    /// Starts loading, without waiting, what an announce or scrape of `info_hash` reads first,
+    /// for callers that know their next requests (a batch of datagrams): issue
+    /// [`Prefetch::Bucket`] for a request two ahead and [`Prefetch::Record`] for the next one,
+    /// and their cache misses overlap the work on the current request. A hint: it changes
+    /// nothing, and skips a shard another thread holds rather than wait for it.
+    pub fn prefetch(&self, info_hash: &InfoHash, step: Prefetch) {
+        let (hash, shard) = self.shard(info_hash);
+        if let Some(state) = shard.try_lock() {
+            match step {
+                Prefetch::Bucket => state.torrents.prefetch_bucket(hash),
+                Prefetch::Record => state.torrents.prefetch_record(hash),
+            }
+        }
     }
 
     /// Samples up to `numwant` peers of one address family (6-byte entries, or 18-byte ones if

@@ -80,6 +80,25 @@ impl Store {
         u32::try_from(index.slot(b)).ok()
     }
 
+    /// Starts loading the index bucket a lookup of `hash` reads first.
+    #[inline]
+    pub(crate) fn prefetch_bucket(&self, hash: u64) {
+        if let Some(index) = &self.index {
+            index.prefetch(hash);
+        }
+    }
+
+    /// Starts loading the record a lookup of `hash` most likely ends at. Reads the bucket, so
+    /// it pays off once [`Store::prefetch_bucket`] has brought that in.
+    #[inline]
+    pub(crate) fn prefetch_record(&self, hash: u64) {
+        if let Some(r) = self.index.as_ref().and_then(|index| index.home_guess(hash)) {
+            if let Some(r) = self.records.try_get(r) {
+                crate::prefetch::prefetch(r);
+            }
+        }
+    }
+
     /// Adds an empty record for `key`, which must be absent; `None` if the store is full
     /// ([`MAX_SLOTS`] records).
     pub(crate) fn insert(&mut self, hasher: &RandomState, hash: u64, key: InfoHash) -> Option<u32> {

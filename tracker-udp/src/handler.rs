@@ -14,11 +14,11 @@ use swarmd_proto::udp::{
     write_scrape_response_entry, write_scrape_response_header, AnnounceRequest, Request,
     RequestError, ScrapeRequest, UrlData, CONNECT_REQUEST_LEN, ERROR_RESPONSE_HEADER_LEN,
 };
-use swarmd_proto::{COMPACT_V4_LEN, COMPACT_V6_LEN};
+use swarmd_proto::{InfoHash, COMPACT_V4_LEN, COMPACT_V6_LEN};
 use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol, Transfer};
 use swarmd_swarm::clock::{Clock, Secs};
 use swarmd_swarm::metrics::Metrics;
-use swarmd_swarm::{Announce, Registry, SelectedPeers};
+use swarmd_swarm::{Announce, Prefetch, Registry, SelectedPeers};
 
 use crate::config::UdpConfig;
 use crate::cookie::{canonical, ConnectionIds};
@@ -107,6 +107,25 @@ impl UdpTracker {
         });
         tally.flush(&self.metrics);
         reply
+    }
+
+    /// Starts loading (see [`Registry::prefetch`]) the swarm an announce or scrape datagram
+    /// names: its info hash, or a scrape's first one. Reads only the hash's bytes, checks
+    /// nothing (an unauthenticated packet costs one wasted hint at most), and does nothing for
+    /// other datagrams.
+    #[inline]
+    pub(crate) fn prefetch(&self, packet: &[u8], step: Prefetch) {
+        const ANNOUNCE: u32 = 1;
+        const SCRAPE: u32 = 2;
+        let (Some(action), Some(hash)) = (packet.get(8..12), packet.get(16..36)) else {
+            return;
+        };
+        let action = u32::from_be_bytes(action.try_into().unwrap_or_default());
+        if action == ANNOUNCE || action == SCRAPE {
+            let mut info_hash = InfoHash([0; 20]);
+            info_hash.0.copy_from_slice(hash);
+            self.registry.prefetch(&info_hash, step);
+        }
     }
 
     /// [`UdpTracker::handle`] with the caller's clock reading, scratch buffers and counters.

@@ -11,6 +11,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::ptr;
 
+use swarmd_swarm::Prefetch;
+
 use crate::config::MAX_BATCH;
 use crate::metrics::DropReason;
 use crate::server::{Worker, MAX_PACKET, RECV_BUF};
@@ -123,7 +125,28 @@ pub(crate) fn run(w: &mut Worker, batch: usize) {
         };
         let now = w.tracker.now();
         let mut replies = 0;
+        // A two-step prefetch pipeline over the batch: the swarm table's bucket two datagrams
+        // ahead, the swarm's record one ahead, so their cache misses overlap the work on this
+        // one (about a fifth off a registry announce with cold swarms: the `batch32_uniform`
+        // cases of `cargo bench -p swarmd-swarm --bench registry`).
+        let packet_at = |i: usize| {
+            let len = recv_msgs
+                .get(i)
+                .map_or(0, |m| m.msg_len as usize)
+                .min(RECV_BUF);
+            bufs.get(i * RECV_BUF..i * RECV_BUF + len)
+                .unwrap_or_default()
+        };
+        for i in 0..received.min(2) {
+            w.tracker.prefetch(packet_at(i), Prefetch::Bucket);
+        }
         for (i, msg) in recv_msgs.iter().take(received).enumerate() {
+            if i + 2 < received {
+                w.tracker.prefetch(packet_at(i + 2), Prefetch::Bucket);
+            }
+            if i + 1 < received {
+                w.tracker.prefetch(packet_at(i + 1), Prefetch::Record);
+            }
             let len = msg.msg_len as usize;
             srcs[i].len = msg.msg_hdr.msg_namelen;
             let truncated = msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use swarmd_proto::{Event, PeerId};
+use swarmd_proto::{Event, InfoHash, PeerId};
 
 use super::{ann, go, ih, small, v4, v6};
 use crate::clock::{Clock, ManualClock};
@@ -337,4 +337,34 @@ fn mass_expiry_gives_memory_back_and_keeps_every_survivor() {
     assert_eq!(r.sweep(100, 4).torrents_removed, 900);
     r.check_invariants();
     assert_eq!(r.counts(), crate::RegistryCounts::default());
+}
+
+#[test]
+fn prefetch_is_only_a_hint() {
+    use crate::Prefetch;
+    let r = small(RegistryConfig::default());
+    // An empty registry (no index yet), then known and unknown torrents, a held shard.
+    for step in [Prefetch::Bucket, Prefetch::Record] {
+        r.prefetch(&ih(1), step);
+    }
+    for t in 0..300u32 {
+        let mut h = [0u8; 20];
+        h[..4].copy_from_slice(&t.to_le_bytes());
+        go(&r, &ann(InfoHash(h), v4(t), Event::Started, 1, 5), 1);
+    }
+    let before = r.counts();
+    for t in 0..600u32 {
+        let mut h = [0u8; 20];
+        h[..4].copy_from_slice(&t.to_le_bytes());
+        for step in [Prefetch::Bucket, Prefetch::Record] {
+            r.prefetch(&InfoHash(h), step);
+        }
+    }
+    let (_, shard) = r.shard(&ih(9));
+    let held = shard.lock();
+    r.prefetch(&ih(9), Prefetch::Record);
+    drop(held);
+    assert_eq!(r.counts(), before);
+    r.check_invariants();
+    assert_eq!(r.scrape(&ih(200)), None);
 }

@@ -1,4 +1,4 @@
-//! Property tests: no input panics the handler, unauthenticated input never gets a reply longer
+//! Property tests: no input panics the handler (or its prefetch hint), unauthenticated input never gets a reply longer
 //! than itself, and no reply exceeds the budget.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -53,6 +53,9 @@ proptest! {
         src in source(),
     ) {
         let (tracker, _clock) = open_tracker(UdpConfig::default());
+        // The batch loop's prefetch hint reads any datagram without harm.
+        tracker.prefetch(&packet, swarmd_swarm::Prefetch::Bucket);
+        tracker.prefetch(&packet, swarmd_swarm::Prefetch::Record);
         let mut out = Vec::new();
         let replied = tracker.handle(&packet, src, &mut out);
         let own_id = connect(&tracker, src).to_be_bytes();
