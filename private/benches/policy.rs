@@ -8,14 +8,17 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use criterion::Criterion;
+use criterion::{Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use swarmd_private::{Mode, PrivateConfig, PrivatePolicy, TorrentOptions};
 use swarmd_proto::{Event, InfoHash, PeerId};
 use swarmd_swarm::access::{AccessPolicy, AccessRequest, OpenPolicy, Protocol, Transfer};
 use swarmd_swarm::clock::ManualClock;
-use swarmd_swarm::{Registry, RegistryConfig};
+use swarmd_swarm::{Prefetch, Registry, RegistryConfig};
+
+/// Announces per batch in the batched cases (a UDP worker's default `recv_batch`).
+const BATCH: usize = 32;
 
 struct Peer {
     info_hash: InfoHash,
@@ -118,6 +121,41 @@ fn bench_announce(c: &mut Criterion) {
             black_box(announce(&peers[k], 0))
         })
     });
+    // Keep-alives in batches of 32, as a UDP worker takes datagrams: as they come, then with
+    // the prefetch pipeline the worker runs (shard two requests ahead, torrent state one ahead).
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for prefetch in [false, true] {
+        let name = if prefetch {
+            "announce_keepalive_65k_sessions_batch32_prefetch"
+        } else {
+            "announce_keepalive_65k_sessions_batch32"
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let batch: [&Peer; BATCH] = std::array::from_fn(|_| {
+                    i = (i + 7919) & 0xffff;
+                    &peers[i]
+                });
+                if prefetch {
+                    for p in &batch[..2] {
+                        policy.prefetch(&p.info_hash, Prefetch::Bucket);
+                    }
+                }
+                for (k, p) in batch.iter().enumerate() {
+                    if prefetch {
+                        if let Some(next) = batch.get(k + 2) {
+                            policy.prefetch(&next.info_hash, Prefetch::Bucket);
+                        }
+                        if let Some(next) = batch.get(k + 1) {
+                            policy.prefetch(&next.info_hash, Prefetch::Record);
+                        }
+                    }
+                    black_box(announce(p, 0));
+                }
+            })
+        });
+    }
+    g.throughput(Throughput::Elements(1));
     let mut up = 0u64;
     g.bench_function("announce_progress_65k_sessions", |b| {
         b.iter(|| {

@@ -12,7 +12,7 @@ use rusqlite::Connection;
 use swarmd_proto::{Event, InfoHash};
 use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol, Transfer};
 use swarmd_swarm::clock::Clock;
-use swarmd_swarm::{Announce, Registry, SelectedPeers};
+use swarmd_swarm::{Announce, Prefetch, Registry, SelectedPeers};
 
 use crate::credit::{Credit, Limits};
 use crate::error::PrivateError;
@@ -306,9 +306,10 @@ impl PrivatePolicy {
         let key = view.check_key(req.passkey, i64::from(now));
         let transfer = req.transfer.filter(|_| announce);
         let h = req.info_hash;
-        let mut guard = self.torrents.shard(h).lock();
+        let (bits, shard) = self.torrents.locate(h);
+        let mut guard = shard.lock();
         let shard = &mut *guard;
-        let (out, user_id) = match shard.active.get_mut(h) {
+        let (out, user_id, addr) = match shard.active.get_mut(h) {
             // One lookup: the allow-list entry, the sessions and the pending records.
             Some(t) => {
                 let (key, transfer) = match self.admit(t.listed.then_some(t.private), key, transfer)
@@ -320,6 +321,7 @@ impl PrivatePolicy {
                 (
                     t.announce(h, &acc, self.limits, &mut shard.removed),
                     key.user_id,
+                    std::ptr::from_ref(t).addr(),
                 )
             }
             // Listed but without sessions (or not listed at all).
@@ -335,9 +337,11 @@ impl PrivatePolicy {
                 (
                     t.announce(h, &acc, self.limits, &mut shard.removed),
                     key.user_id,
+                    std::ptr::from_ref(t).addr(),
                 )
             }
         };
+        shard.hints.note(bits, addr, shard.active.len());
         drop(guard);
         drop(view);
         if out.sessions_delta != 0 {
@@ -444,5 +448,9 @@ impl AccessPolicy for PrivatePolicy {
 
     fn full_scrape(&self, _client: IpAddr) -> Access {
         Access::Deny(Cow::Borrowed(NO_FULL_SCRAPE))
+    }
+
+    fn prefetch(&self, info_hash: &InfoHash, step: Prefetch) {
+        self.torrents.prefetch(info_hash, step);
     }
 }

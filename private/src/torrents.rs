@@ -14,11 +14,12 @@
 //! flush that finds it with nothing left.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher as _};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use swarmd_proto::InfoHash;
+use swarmd_swarm::Prefetch;
 
 use crate::hashing::InfoHashState;
 use crate::model::Mode;
@@ -36,6 +37,75 @@ pub(crate) struct Shard {
     pub(crate) idle: HashMap<InfoHash, TorrentEntry, InfoHashState>,
     /// Sessions dropped since the last flush, whose rows the flush deletes.
     pub(crate) removed: Vec<Removed>,
+    /// Where active torrents' states were last seen, for prefetching.
+    pub(crate) hints: Hints,
+}
+
+/// Where each active torrent's state was last seen in memory, for prefetching only: a
+/// direct-mapped table of addresses by info-hash bits, written at every accounted announce.
+/// An address goes stale when the map grows or the torrent goes idle; a stale one costs a
+/// wasted prefetch, never a wrong answer, because nothing ever reads through it. About
+/// 8 bytes per active torrent.
+#[derive(Debug, Default)]
+pub(crate) struct Hints {
+    slots: Vec<usize>,
+}
+
+/// Cache lines of a torrent's state worth fetching ahead: the map bucket with its inline
+/// session and pending record.
+const HINT_LINES: usize = size_of::<(InfoHash, TorrentState)>().div_ceil(64);
+
+impl Hints {
+    /// The slot of hash bits `bits`.
+    #[inline]
+    fn index(&self, bits: u64) -> Option<usize> {
+        // Truncation is intended: the low bits pick the slot.
+        (!self.slots.is_empty()).then(|| bits as usize & (self.slots.len() - 1))
+    }
+
+    /// Notes that the state of the torrent with hash bits `bits` is at `addr`, with `active`
+    /// torrents in the shard (the table grows to twice that, dropping what it knew).
+    #[inline]
+    pub(crate) fn note(&mut self, bits: u64, addr: usize, active: usize) {
+        if self.slots.len() < active {
+            self.slots = vec![0; (active * 2).next_power_of_two().max(64)];
+        }
+        if let Some(i) = self.index(bits) {
+            self.slots[i] = addr;
+        }
+    }
+
+    /// Starts loading the state last noted for `bits`, if any.
+    #[inline]
+    pub(crate) fn prefetch(&self, bits: u64) {
+        if let Some(&addr) = self.index(bits).and_then(|i| self.slots.get(i)) {
+            if addr != 0 {
+                for line in 0..HINT_LINES.min(4) {
+                    let p = std::ptr::without_provenance::<u8>(addr.wrapping_add(line * 64));
+                    swarmd_swarm::prefetch::prefetch(p);
+                }
+            }
+        }
+    }
+
+    /// Slots in the table.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Slots holding an address.
+    #[cfg(test)]
+    pub(crate) fn noted(&self) -> usize {
+        self.slots.iter().filter(|&&a| a != 0).count()
+    }
+
+    /// Gives memory back once the shard has far fewer active torrents than slots.
+    fn fit(&mut self, active: usize) {
+        if self.slots.len() > 64 && active.saturating_mul(8) < self.slots.len() {
+            self.slots = Vec::new();
+        }
+    }
 }
 
 impl Shard {
@@ -56,6 +126,7 @@ impl Shard {
             settle(idle, h, t)
         });
         shrink(&mut self.active);
+        self.hints.fit(self.active.len());
     }
 
     /// Drops the sessions `evict` selects (see [`TorrentState::evict`]); returns how many.
@@ -68,6 +139,7 @@ impl Shard {
             active,
             idle,
             removed,
+            ..
         } = self;
         let mut n = 0;
         active.retain(|h, t| {
@@ -144,6 +216,7 @@ impl Torrents {
                         active: HashMap::with_hasher(map_hasher),
                         idle: HashMap::with_hasher(map_hasher),
                         removed: Vec::new(),
+                        hints: Hints::default(),
                     }))
                 })
                 .collect(),
@@ -155,9 +228,40 @@ impl Torrents {
     /// The shard holding `info_hash`.
     #[inline]
     pub(crate) fn shard(&self, info_hash: &InfoHash) -> &Mutex<Shard> {
+        self.locate(info_hash).1
+    }
+
+    /// The shard holding `info_hash`, and the hash bits its [`Hints`] use.
+    #[inline]
+    pub(crate) fn locate(&self, info_hash: &InfoHash) -> (u64, &Mutex<Shard>) {
+        // The bytes straight into the hasher: `hash_one` would go through the generic (and
+        // out-of-line) `Hash` of arrays, which is a tenth of a keep-alive's time.
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write(&info_hash.0);
+        let h = hasher.finish();
         // Truncation is intended: the low bits pick the shard (the maps' hasher has other keys).
-        let i = self.hasher.hash_one(info_hash) as usize & (SHARDS - 1);
-        &self.shards[i].0
+        let i = h as usize & (SHARDS - 1);
+        (h >> SHARDS.trailing_zeros(), &self.shards[i].0)
+    }
+
+    /// Starts loading what an announce of `info_hash` reads (see
+    /// [`AccessPolicy::prefetch`](swarmd_swarm::access::AccessPolicy::prefetch)): the shard's
+    /// lock and table at the first step, the torrent's state at the second. Skips a shard
+    /// another thread holds.
+    pub(crate) fn prefetch(&self, info_hash: &InfoHash, step: Prefetch) {
+        let (bits, shard) = self.locate(info_hash);
+        match step {
+            Prefetch::Bucket => {
+                let p = std::ptr::from_ref(shard).cast::<u8>();
+                swarmd_swarm::prefetch::prefetch(p);
+                swarmd_swarm::prefetch::prefetch(p.wrapping_add(64));
+            }
+            Prefetch::Record => {
+                if let Some(shard) = shard.try_lock() {
+                    shard.hints.prefetch(bits);
+                }
+            }
+        }
     }
 
     /// Every shard, in a fixed order.
@@ -190,6 +294,7 @@ impl Torrents {
             active,
             idle,
             removed,
+            ..
         } = &mut *shard;
         let was_listed = match active.get_mut(info_hash) {
             Some(t) => {
@@ -237,6 +342,7 @@ impl Torrents {
                 active,
                 idle,
                 removed,
+                ..
             } = &mut *shard;
             for (h, t) in active.iter_mut() {
                 let was = t.private_in(mode);

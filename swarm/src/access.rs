@@ -108,6 +108,14 @@ pub trait AccessPolicy: Send + Sync + 'static {
         let _ = client;
         Access::Allow
     }
+
+    /// Starts loading, without waiting, what [`AccessPolicy::announce`] of `info_hash` will
+    /// read, as [`Registry::prefetch`](crate::Registry::prefetch) does for the registry: the
+    /// UDP tracker calls both for the datagrams after the one it is handling. A hint only;
+    /// policies with nothing per torrent to look up keep the default, which does nothing.
+    fn prefetch(&self, info_hash: &InfoHash, step: crate::Prefetch) {
+        let _ = (info_hash, step);
+    }
 }
 
 /// A public tracker: anything announced is tracked, nothing is private.

@@ -26,7 +26,7 @@ pub mod clock;
 mod index;
 pub mod metrics;
 mod peers;
-mod prefetch;
+pub mod prefetch;
 mod record;
 mod registry;
 mod sample;

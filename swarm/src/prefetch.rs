@@ -7,7 +7,7 @@
 /// returns at once. A hint only: it reads nothing the program can observe, so any address,
 /// even a dangling or unmapped one, is fine. A no-op on targets without a stable intrinsic.
 #[inline(always)]
-pub(crate) fn prefetch<T>(p: *const T) {
+pub fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: PREFETCHT0 never faults and has no architectural effect whatever the address;
     // SSE, which it needs, is part of the x86_64 baseline.

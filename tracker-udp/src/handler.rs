@@ -109,10 +109,10 @@ impl UdpTracker {
         reply
     }
 
-    /// Starts loading (see [`Registry::prefetch`]) the swarm an announce or scrape datagram
-    /// names: its info hash, or a scrape's first one. Reads only the hash's bytes, checks
-    /// nothing (an unauthenticated packet costs one wasted hint at most), and does nothing for
-    /// other datagrams.
+    /// Starts loading (see [`Registry::prefetch`] and [`AccessPolicy::prefetch`]) the swarm and
+    /// the policy's state that an announce or scrape datagram names: its info hash, or a
+    /// scrape's first one. Reads only the hash's bytes, checks nothing (an unauthenticated
+    /// packet costs one wasted hint at most), and does nothing for other datagrams.
     #[inline]
     pub(crate) fn prefetch(&self, packet: &[u8], step: Prefetch) {
         const ANNOUNCE: u32 = 1;
@@ -125,6 +125,7 @@ impl UdpTracker {
             let mut info_hash = InfoHash([0; 20]);
             info_hash.0.copy_from_slice(hash);
             self.registry.prefetch(&info_hash, step);
+            self.policy.prefetch(&info_hash, step);
         }
     }
 

@@ -231,3 +231,46 @@ fn a_new_row_id_for_a_hash_moves_its_session_rows() {
         .unwrap();
     assert_eq!(ids, vec![77]);
 }
+
+#[test]
+fn prefetch_hints_follow_announces_and_never_change_answers() {
+    use swarmd_swarm::Prefetch;
+    let fx = Fx::new(Mode::Private);
+    let (_, key) = fx.user("alice");
+    for n in 0..200u8 {
+        fx.allow(hash(n));
+    }
+    // Hints for torrents never announced, or announced before the table grew (stale), are
+    // only hints: prefetching them is harmless and answers do not change.
+    for step in [Prefetch::Bucket, Prefetch::Record] {
+        fx.policy.prefetch(&hash(1), step);
+    }
+    for n in 0..200u8 {
+        assert!(Ann::new(hash(n), Some(&key)).send(&fx).is_allowed());
+        for m in [n, n.wrapping_add(1), 250] {
+            for step in [Prefetch::Bucket, Prefetch::Record] {
+                fx.policy.prefetch(&hash(m), step);
+            }
+        }
+    }
+    let noted = fx
+        .policy
+        .torrents
+        .iter()
+        .map(|s| {
+            let s = s.lock();
+            assert!(
+                s.hints.len() >= s.active.len(),
+                "the table keeps up with the shard"
+            );
+            s.hints.noted()
+        })
+        .sum::<usize>();
+    assert!(noted > 0 && noted <= 200, "{noted} hints");
+    // A held shard is skipped rather than waited for.
+    let held = fx.policy.torrents.shard(&hash(3)).lock();
+    fx.policy.prefetch(&hash(3), Prefetch::Record);
+    drop(held);
+    assert_eq!(place(&fx, &hash(3)), "active");
+    assert_eq!(place(&fx, &hash(250)), "absent");
+}
