@@ -14,6 +14,10 @@
 //!
 //! Outside endgame a block is requested from one peer at a time. Peers are the caller's
 //! handles (`P`); randomness comes from the `rng` passed in, so tests are deterministic.
+//!
+//! Picking and receiving blocks allocate nothing in steady state (see [`Picker`]); the cost that
+//! remains is the scan of the missing pieces when a new piece is started (once per piece).
+//! `benches/picker.rs` measures it.
 
 use rand::Rng;
 
@@ -84,27 +88,36 @@ pub enum Received<P> {
     Unrequested,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A block of a piece in progress. `Copy` and small: a piece's blocks live in one vector that is
+/// reused from piece to piece, so requesting a block allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Block<P> {
     Free,
-    /// Requested from these peers (more than one only in endgame).
-    Requested(Vec<P>),
+    /// Requested from `first`, and in endgame also from `extra` more peers, listed in
+    /// [`Picker::extra`].
+    Requested {
+        first: P,
+        extra: u32,
+    },
     Received,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Missing,
-    Active,
+    /// In progress, in this slot of [`Picker::slots`].
+    Active(u32),
     Have,
 }
 
-/// A piece in progress.
+/// A piece in progress, or a spare slot whose vector waits to be reused.
 #[derive(Debug, Clone)]
 struct Active<P> {
     piece: u32,
     blocks: Vec<Block<P>>,
     received: u32,
+    /// Blocks in [`Block::Free`].
+    free: u32,
 }
 
 impl<P> Active<P> {
@@ -113,7 +126,20 @@ impl<P> Active<P> {
     }
 }
 
+/// An endgame requester beyond a block's first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Extra<P> {
+    piece: u32,
+    block: u32,
+    peer: P,
+}
+
 /// The piece picker of one torrent.
+///
+/// Nothing is allocated per block in steady state: pieces in progress live in slots whose block
+/// vectors are reused (a finished piece's slot goes on a free list), a requested block records
+/// its one requester inline, and only endgame's additional requesters go in a shared list
+/// (which keeps its capacity).
 #[derive(Debug, Clone)]
 pub struct Picker<P> {
     piece_len: u64,
@@ -121,10 +147,23 @@ pub struct Picker<P> {
     state: Vec<State>,
     availability: Vec<u32>,
     have_count: u32,
-    /// Pieces in progress, oldest first.
-    active: Vec<Active<P>>,
+    /// Slots of pieces in progress and spare slots ([`Self::spare`]).
+    slots: Vec<Active<P>>,
+    /// Slots in use, oldest piece first.
+    order: Vec<u32>,
+    /// Slots free for reuse.
+    spare: Vec<u32>,
+    /// Endgame requesters beyond each block's first, in the order they were added.
+    extra: Vec<Extra<P>>,
+    /// Scratch list of endgame candidates: (requesters, slot, block).
+    candidates: Vec<(u32, u32, u32)>,
     /// Blocks of missing pieces neither requested nor received; endgame starts at 0.
     unrequested: u64,
+    /// The pieces in [`State::Missing`] (neither started nor ours), in no particular order:
+    /// a new piece is chosen among these, so the scan shrinks as the download goes on.
+    missing: Vec<u32>,
+    /// Where each missing piece sits in [`Self::missing`] (stale for other pieces).
+    missing_pos: Vec<u32>,
 }
 
 impl<P: Copy + Eq> Picker<P> {
@@ -149,8 +188,14 @@ impl<P: Copy + Eq> Picker<P> {
             state: vec![State::Missing; n],
             availability: vec![0; n],
             have_count: 0,
-            active: Vec::new(),
+            slots: Vec::new(),
+            order: Vec::new(),
+            spare: Vec::new(),
+            extra: Vec::new(),
+            candidates: Vec::new(),
             unrequested: 0,
+            missing: (0..num_pieces).collect(),
+            missing_pos: (0..num_pieces).collect(),
         };
         picker.unrequested = (0..num_pieces)
             .map(|p| u64::from(picker.blocks_in(p)))
@@ -221,12 +266,12 @@ impl<P: Copy + Eq> Picker<P> {
         match self.state.get(piece as usize) {
             Some(State::Missing) => {
                 self.unrequested -= u64::from(self.blocks_in(piece));
+                self.left_missing(piece);
             }
-            Some(State::Active) => {
-                let i = self.active_index(piece).unwrap_or_default();
-                let a = self.active.remove(i);
-                let free = a.blocks.iter().filter(|b| **b == Block::Free).count();
-                self.unrequested -= free as u64;
+            Some(&State::Active(slot)) => {
+                self.unrequested -= u64::from(self.slots[slot as usize].free);
+                self.extra.retain(|e| e.piece != piece);
+                self.retire(slot);
             }
             Some(State::Have) | None => return,
         }
@@ -272,12 +317,14 @@ impl<P: Copy + Eq> Picker<P> {
     ) -> usize {
         let start = out.len();
         // Strict priority: pieces in progress, oldest first.
-        for i in 0..self.active.len() {
+        for k in 0..self.order.len() {
             if out.len() - start >= max {
                 return max;
             }
-            if peer_has.has_piece(self.active[i].piece) {
-                self.request_free(i, peer, max - (out.len() - start), out);
+            let slot = self.order[k];
+            let a = &self.slots[slot as usize];
+            if a.free > 0 && peer_has.has_piece(a.piece) {
+                self.request_free(slot, peer, max - (out.len() - start), out);
             }
         }
         // Then new pieces, random first or rarest first.
@@ -285,15 +332,8 @@ impl<P: Copy + Eq> Picker<P> {
             let Some(piece) = self.choose_new(peer_has, rng) else {
                 break;
             };
-            let blocks = vec![Block::Free; self.blocks_in(piece) as usize];
-            self.state[piece as usize] = State::Active;
-            self.active.push(Active {
-                piece,
-                blocks,
-                received: 0,
-            });
-            let i = self.active.len() - 1;
-            self.request_free(i, peer, max - (out.len() - start), out);
+            let slot = self.activate(piece);
+            self.request_free(slot, peer, max - (out.len() - start), out);
         }
         if self.in_endgame() && out.len() - start < max {
             self.endgame(peer, peer_has, max - (out.len() - start), out);
@@ -301,21 +341,79 @@ impl<P: Copy + Eq> Picker<P> {
         out.len() - start
     }
 
-    /// Requests up to `max` free blocks of `self.active[i]` from `peer`.
-    fn request_free(&mut self, i: usize, peer: P, max: usize, out: &mut Vec<BlockRequest>) {
-        let piece = self.active[i].piece;
-        let mut n = 0;
-        for b in 0..self.active[i].blocks.len() {
-            if n == max {
+    /// Puts `piece` in progress, in a spare slot if there is one (its vector reused).
+    fn activate(&mut self, piece: u32) -> u32 {
+        let n = self.blocks_in(piece);
+        let slot = match self.spare.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(Active {
+                    piece,
+                    blocks: Vec::new(),
+                    received: 0,
+                    free: 0,
+                });
+                // At most one slot per piece, and pieces are counted in a u32.
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let a = &mut self.slots[slot as usize];
+        a.piece = piece;
+        a.blocks.clear();
+        a.blocks.resize(n as usize, Block::Free);
+        a.received = 0;
+        a.free = n;
+        self.left_missing(piece);
+        self.state[piece as usize] = State::Active(slot);
+        self.order.push(slot);
+        slot
+    }
+
+    /// Takes missing piece `piece` out of [`Self::missing`] (it is being started, or marked
+    /// ours); pieces never go back to [`State::Missing`].
+    fn left_missing(&mut self, piece: u32) {
+        let pos = self.missing_pos[piece as usize] as usize;
+        self.missing.swap_remove(pos);
+        if let Some(&moved) = self.missing.get(pos) {
+            self.missing_pos[moved as usize] = pos as u32;
+        }
+    }
+
+    /// Takes `slot` out of the pieces in progress and keeps it for reuse. The caller sets the
+    /// piece's new state.
+    fn retire(&mut self, slot: u32) {
+        if let Some(k) = self.order.iter().position(|s| *s == slot) {
+            self.order.remove(k);
+        }
+        self.spare.push(slot);
+    }
+
+    /// Requests up to `max` free blocks of the piece in `slot` from `peer`.
+    fn request_free(&mut self, slot: u32, peer: P, max: usize, out: &mut Vec<BlockRequest>) {
+        let piece = self.slots[slot as usize].piece;
+        let size = self.piece_size(piece);
+        let a = &mut self.slots[slot as usize];
+        let mut n = 0u32;
+        for (index, b) in (0u32..).zip(a.blocks.iter_mut()) {
+            if n as usize == max || a.free == 0 {
                 break;
             }
-            if self.active[i].blocks[b] == Block::Free {
-                self.active[i].blocks[b] = Block::Requested(vec![peer]);
-                self.unrequested -= 1;
-                out.push(self.block(piece, b as u32));
+            if *b == Block::Free {
+                *b = Block::Requested {
+                    first: peer,
+                    extra: 0,
+                };
+                a.free -= 1;
                 n += 1;
+                let begin = index * BLOCK_LEN;
+                out.push(BlockRequest {
+                    piece,
+                    begin,
+                    length: size.saturating_sub(begin).min(BLOCK_LEN),
+                });
             }
         }
+        self.unrequested -= u64::from(n);
     }
 
     /// A missing piece not in progress that the peer has: random among all of them while we
@@ -329,8 +427,8 @@ impl<P: Copy + Eq> Picker<P> {
         let mut best = None;
         let mut best_key = u32::MAX;
         let mut ties = 0u32;
-        for (p, state) in (0..).zip(&self.state) {
-            if *state != State::Missing || !peer_has.has_piece(p) {
+        for &p in &self.missing {
+            if !peer_has.has_piece(p) {
                 continue;
             }
             let key = if random_first {
@@ -351,6 +449,21 @@ impl<P: Copy + Eq> Picker<P> {
         best
     }
 
+    /// Whether `peer` is among the requesters of block `block` of `piece`, whose state is `b`.
+    fn requested_by(&self, piece: u32, block: u32, b: Block<P>, peer: P) -> bool {
+        match b {
+            Block::Requested { first, extra } => {
+                first == peer
+                    || (extra > 0
+                        && self
+                            .extra
+                            .iter()
+                            .any(|e| e.piece == piece && e.block == block && e.peer == peer))
+            }
+            Block::Free | Block::Received => false,
+        }
+    }
+
     /// Endgame: requests from `peer` blocks already requested from others, those with the
     /// fewest requesters first.
     fn endgame(
@@ -360,67 +473,95 @@ impl<P: Copy + Eq> Picker<P> {
         max: usize,
         out: &mut Vec<BlockRequest>,
     ) {
-        let mut candidates = Vec::new();
-        for (i, a) in self.active.iter().enumerate() {
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
+        for &slot in &self.order {
+            let a = &self.slots[slot as usize];
             if !peer_has.has_piece(a.piece) {
                 continue;
             }
-            for (b, block) in a.blocks.iter().enumerate() {
-                if let Block::Requested(by) = block {
-                    if !by.contains(&peer) {
-                        candidates.push((by.len(), i, b));
+            for (index, &b) in (0u32..).zip(&a.blocks) {
+                if let Block::Requested { extra, .. } = b {
+                    if !self.requested_by(a.piece, index, b, peer) {
+                        candidates.push((extra, slot, index));
                     }
                 }
             }
         }
+        // Stable: equally covered blocks keep piece order.
         candidates.sort_by_key(|c| c.0);
-        for &(_, i, b) in candidates.iter().take(max) {
-            if let Block::Requested(by) = &mut self.active[i].blocks[b] {
-                by.push(peer);
+        for &(_, slot, index) in candidates.iter().take(max) {
+            let a = &mut self.slots[slot as usize];
+            if let Block::Requested { extra, .. } = &mut a.blocks[index as usize] {
+                *extra += 1;
             }
-            out.push(self.block(self.active[i].piece, b as u32));
+            let piece = a.piece;
+            self.extra.push(Extra {
+                piece,
+                block: index,
+                peer,
+            });
+            out.push(self.block(piece, index));
         }
+        self.candidates = candidates;
     }
 
-    /// The active piece and block index of `block`, if it is a valid block of a piece in
-    /// progress.
-    fn locate(&self, block: BlockRequest) -> Option<(usize, usize)> {
-        let i = self.active_index(block.piece)?;
+    /// The slot and block index of `block`, if it is a valid block of a piece in progress.
+    fn locate(&self, block: BlockRequest) -> Option<(u32, u32)> {
+        let State::Active(slot) = *self.state.get(block.piece as usize)? else {
+            return None;
+        };
         let b = block.begin / BLOCK_LEN;
         let valid = block.begin % BLOCK_LEN == 0 && self.block(block.piece, b) == block;
-        let in_range = (b as usize) < self.active[i].blocks.len();
-        (valid && in_range).then_some((i, b as usize))
-    }
-
-    fn active_index(&self, piece: u32) -> Option<usize> {
-        self.active.iter().position(|a| a.piece == piece)
+        let in_range = (b as usize) < self.slots[slot as usize].blocks.len();
+        (valid && in_range).then_some((slot, b))
     }
 
     /// `peer` sent `block`. Says whether to store it, and which duplicate requests to cancel.
     /// Any valid block of a piece in progress that we lack is accepted, even one `peer` was
     /// not asked for (a late answer to a cancelled request).
+    ///
+    /// Allocates nothing unless the block had other requesters (endgame).
     pub fn block_received(&mut self, peer: P, block: BlockRequest) -> Received<P> {
         if self.have(block.piece) {
             return Received::Duplicate;
         }
-        let Some((i, b)) = self.locate(block) else {
+        let Some((slot, b)) = self.locate(block) else {
             return Received::Unrequested;
         };
-        let a = &mut self.active[i];
-        let cancel = match std::mem::replace(&mut a.blocks[b], Block::Received) {
+        let a = &mut self.slots[slot as usize];
+        let cancel = match std::mem::replace(&mut a.blocks[b as usize], Block::Received) {
             Block::Received => return Received::Duplicate,
             Block::Free => {
                 // Not requested from anyone now (released after a cancel, reject or drop, or
                 // not yet requested): a block of a piece in progress is welcome whoever sends
                 // it, the piece's hash check vouches for it.
+                a.free -= 1;
                 self.unrequested -= 1;
                 Vec::new()
             }
-            Block::Requested(mut by) => {
-                by.retain(|p| *p != peer);
-                by
+            Block::Requested { first, extra: 0 } => {
+                if first == peer {
+                    Vec::new()
+                } else {
+                    vec![first]
+                }
+            }
+            Block::Requested { first, extra } => {
+                let mut cancel = Vec::with_capacity(extra as usize + 1);
+                cancel.extend((first != peer).then_some(first));
+                let piece = block.piece;
+                self.extra.retain(|e| {
+                    let this = e.piece == piece && e.block == b;
+                    if this && e.peer != peer {
+                        cancel.push(e.peer);
+                    }
+                    !this
+                });
+                cancel
             }
         };
+        let a = &mut self.slots[slot as usize];
         a.received += 1;
         Received::New {
             piece_done: a.done(),
@@ -432,17 +573,22 @@ impl<P: Copy + Eq> Picker<P> {
     /// all its blocks back to be requested again (first, by strict priority). Returns false if
     /// the piece was not awaiting verification.
     pub fn piece_verified(&mut self, piece: u32, ok: bool) -> bool {
-        let Some(i) = self.active_index(piece).filter(|i| self.active[*i].done()) else {
+        let Some(&State::Active(slot)) = self.state.get(piece as usize) else {
             return false;
         };
+        if !self.slots[slot as usize].done() {
+            return false;
+        }
         if ok {
-            self.active.remove(i);
+            self.retire(slot);
             self.state[piece as usize] = State::Have;
             self.have_count += 1;
         } else {
-            let a = &mut self.active[i];
+            // Every block is received, so no endgame requester is left for this piece.
+            let a = &mut self.slots[slot as usize];
             a.blocks.fill(Block::Free);
             a.received = 0;
+            a.free = a.blocks.len() as u32;
             self.unrequested += a.blocks.len() as u64;
         }
         true
@@ -452,38 +598,60 @@ impl<P: Copy + Eq> Picker<P> {
     /// free to request again unless another peer has it requested. Returns whether `peer` had
     /// it requested.
     pub fn cancel(&mut self, peer: P, block: BlockRequest) -> bool {
-        let Some((i, b)) = self.locate(block) else {
+        let Some((slot, b)) = self.locate(block) else {
             return false;
         };
-        self.release(i, b, peer)
+        self.release(slot, b, peer)
     }
 
     /// `peer` disconnected or choked us: every block requested from it is released. Returns
     /// them (the caller may cancel them on the wire, for a choke).
     pub fn peer_dropped(&mut self, peer: P) -> Vec<BlockRequest> {
         let mut released = Vec::new();
-        for i in 0..self.active.len() {
-            for b in 0..self.active[i].blocks.len() {
-                if self.release(i, b, peer) {
-                    released.push(self.block(self.active[i].piece, b as u32));
+        for k in 0..self.order.len() {
+            let slot = self.order[k];
+            for b in 0..self.slots[slot as usize].blocks.len() as u32 {
+                if self.release(slot, b, peer) {
+                    released.push(self.block(self.slots[slot as usize].piece, b));
                 }
             }
         }
         released
     }
 
-    fn release(&mut self, i: usize, b: usize, peer: P) -> bool {
-        let block = &mut self.active[i].blocks[b];
-        let Block::Requested(by) = block else {
+    fn release(&mut self, slot: u32, b: u32, peer: P) -> bool {
+        let a = &mut self.slots[slot as usize];
+        let piece = a.piece;
+        let Block::Requested { first, extra } = a.blocks[b as usize] else {
             return false;
         };
-        let before = by.len();
-        by.retain(|p| *p != peer);
-        if by.len() == before {
-            return false;
-        }
-        if by.is_empty() {
-            *block = Block::Free;
+        let next = if extra == 0 {
+            if first != peer {
+                return false;
+            }
+            Block::Free
+        } else {
+            // Another requester stays: drop `peer` from the extras, or promote the oldest
+            // extra to first.
+            let mine = |e: &Extra<P>| e.piece == piece && e.block == b;
+            let pos = if first == peer {
+                self.extra.iter().position(mine)
+            } else {
+                self.extra.iter().position(|e| mine(e) && e.peer == peer)
+            };
+            let Some(pos) = pos else {
+                return false;
+            };
+            let removed = self.extra.remove(pos);
+            Block::Requested {
+                first: if first == peer { removed.peer } else { first },
+                extra: extra - 1,
+            }
+        };
+        let a = &mut self.slots[slot as usize];
+        a.blocks[b as usize] = next;
+        if next == Block::Free {
+            a.free += 1;
             self.unrequested += 1;
         }
         true

@@ -311,8 +311,100 @@ fn mark_have_resumes() {
     assert!(p.is_complete() && !p.in_endgame());
 }
 
+#[test]
+fn finished_pieces_give_their_slot_to_the_next() {
+    let plen = 4 * u64::from(BLOCK_LEN);
+    let mut p: Picker<u32> = Picker::new(50, plen, 50 * plen);
+    let mut out = Vec::with_capacity(8);
+    for _ in 0..50 {
+        out.clear();
+        p.pick_blocks(1, &AllPieces, 4, &mut rng(1), &mut out);
+        for b in &out {
+            assert!(matches!(
+                p.block_received(1, *b),
+                Received::New { ref cancel, .. } if cancel.is_empty()
+            ));
+        }
+        assert!(p.piece_verified(out[0].piece, true));
+    }
+    assert!(p.is_complete());
+    // One piece at a time in progress: one slot, reused 50 times.
+    assert_eq!(p.slots.len(), 1);
+    assert!(p.order.is_empty() && p.extra.is_empty());
+}
+
+#[test]
+fn endgame_requesters_survive_cancels_and_drops() {
+    let plen = u64::from(BLOCK_LEN);
+    let mut p: Picker<u32> = Picker::new(1, plen, plen);
+    let mut a = Vec::new();
+    p.pick_blocks(1, &AllPieces, 4, &mut rng(0), &mut a);
+    let block = a[0];
+    let mut b = Vec::new();
+    p.pick_blocks(2, &AllPieces, 4, &mut rng(0), &mut b);
+    p.pick_blocks(3, &AllPieces, 4, &mut rng(0), &mut b);
+    assert_eq!(b, [block, block]);
+    // The first requester leaves: the oldest extra (2) takes its place, the block stays taken.
+    assert!(p.cancel(1, block));
+    assert!(!p.cancel(1, block));
+    assert!(p.in_endgame());
+    assert_eq!(p.peer_dropped(3), [block]);
+    assert!(p.in_endgame());
+    // Peer 1 asks again: only 2 holds it, so 1 gets it back as an extra.
+    let mut c = Vec::new();
+    p.pick_blocks(1, &AllPieces, 4, &mut rng(0), &mut c);
+    assert_eq!(c, [block]);
+    assert_eq!(
+        p.block_received(1, block),
+        Received::New {
+            piece_done: true,
+            cancel: vec![2]
+        }
+    );
+    assert!(p.extra.is_empty());
+    // A failed check frees the piece; mark_have drops endgame extras with it.
+    assert!(p.piece_verified(0, false));
+    p.pick_blocks(1, &AllPieces, 4, &mut rng(0), &mut c);
+    p.pick_blocks(2, &AllPieces, 4, &mut rng(0), &mut c);
+    assert_eq!(p.extra.len(), 1);
+    p.mark_have(0);
+    assert!(p.extra.is_empty() && p.is_complete());
+    assert_eq!(p.block_received(2, block), Received::Duplicate);
+}
+
 // ---------------------------------------------------------------------------------------------
 // A random swarm, driven to completion
+
+/// The picker's internal lists agree with its per-piece states.
+fn check_bookkeeping<P: Copy + Eq>(p: &Picker<P>) -> Result<(), TestCaseError> {
+    let mut missing = p.missing.clone();
+    missing.sort_unstable();
+    let want: Vec<u32> = (0..p.piece_count())
+        .filter(|i| p.state[*i as usize] == State::Missing)
+        .collect();
+    prop_assert_eq!(missing, want);
+    for (i, piece) in p.missing.iter().enumerate() {
+        prop_assert_eq!(p.missing_pos[*piece as usize] as usize, i);
+    }
+    for &slot in &p.order {
+        let a = &p.slots[slot as usize];
+        prop_assert_eq!(p.state[a.piece as usize], State::Active(slot));
+        let free = a.blocks.iter().filter(|b| **b == Block::Free).count();
+        prop_assert_eq!(a.free as usize, free);
+        let extra: u32 = a
+            .blocks
+            .iter()
+            .map(|b| match b {
+                Block::Requested { extra, .. } => *extra,
+                _ => 0,
+            })
+            .sum();
+        let listed = p.extra.iter().filter(|e| e.piece == a.piece).count();
+        prop_assert_eq!(extra as usize, listed);
+    }
+    prop_assert_eq!(p.order.len() + p.spare.len(), p.slots.len());
+    Ok(())
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -450,6 +542,7 @@ proptest! {
                 Op::Arrive(k, deliver) => s.arrive(k, deliver)?,
                 Op::Reconnect(peer) => s.reconnect(peer % npeers)?,
             }
+            check_bookkeeping(&s.picker)?;
         }
         // Drain: every peer asks, everything arrives, until done.
         for _ in 0..10_000 {
@@ -464,6 +557,8 @@ proptest! {
             }
         }
         prop_assert!(s.picker.is_complete() && !s.picker.in_endgame());
+        check_bookkeeping(&s.picker)?;
+        prop_assert!(s.picker.order.is_empty() && s.picker.extra.is_empty());
         for piece in 0..num_pieces {
             prop_assert_eq!(s.verified.get(&piece), Some(&1), "piece {}", piece);
         }

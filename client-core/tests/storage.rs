@@ -17,6 +17,7 @@ use swarmd_client_core::storage::{
     StorageOptions, Verifier,
 };
 use swarmd_client_core::Metainfo;
+use swarmd_proto::bencode::Value;
 
 /// A fresh folder under the temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -572,6 +573,206 @@ async fn verifier_hashes_off_the_runtime() {
     let mut disk = vec![0u8; all.len()];
     spy.inner.read_at(0, &mut disk).unwrap();
     assert_eq!(disk, all);
+}
+
+/// Pieces of 32 KiB over files padded (BEP 47, libtorrent style) to 16 KiB boundaries, with an
+/// executable file and a symbolic link: piece 0 is `a.bin` → pad → `b.bin`, piece 1 is `b.bin`
+/// → pad → `c.bin`. Returns the metainfo and the torrent's bytes (pads as zeros).
+fn padded_torrent() -> (Metainfo, Vec<u8>) {
+    const PIECE: usize = 32 << 10;
+    // (path, length, attr)
+    type RawPath<'a> = &'a [&'a [u8]];
+    let files: [(RawPath<'_>, usize, &[u8]); 7] = [
+        (&[b"a.bin"], 10_000, b"x"),
+        (&[b".pad", b"6384"], 6_384, b"p"),
+        (&[b"b.bin"], 20_000, b""),
+        (&[b".pad", b"12768"], 12_768, b"p"),
+        (&[b"link"], 0, b"l"),
+        (&[b"sub", b"c.bin"], 30_000, b""),
+        (&[b".pad", b"6384"], 2_768, b"p"),
+    ];
+    let mut all = Vec::new();
+    for (i, (path, len, attr)) in files.iter().enumerate() {
+        if attr.contains(&b'p') || attr.contains(&b'l') {
+            all.resize(all.len() + len, 0);
+        } else {
+            assert!(!path.is_empty());
+            all.extend_from_slice(&pattern(*len, i as u32 * 31 + 1));
+        }
+    }
+    let hashes: Vec<u8> = all
+        .chunks(PIECE)
+        .flat_map(|c| <[u8; 20]>::from(Sha1::digest(c)))
+        .collect();
+    let entries = files
+        .iter()
+        .map(|(path, len, attr)| {
+            let mut d = vec![
+                (&b"length"[..], Value::Int(*len as i64)),
+                (
+                    b"path",
+                    Value::List(path.iter().map(|c| Value::Bytes(c)).collect()),
+                ),
+            ];
+            if !attr.is_empty() {
+                d.push((b"attr", Value::Bytes(attr)));
+            }
+            if attr == b"l" {
+                d.push((b"symlink path", Value::List(vec![Value::Bytes(b"a.bin")])));
+            }
+            Value::Dict(d)
+        })
+        .collect();
+    let bytes = Value::Dict(vec![(
+        b"info",
+        Value::Dict(vec![
+            (b"files", Value::List(entries)),
+            (b"name", Value::Bytes(b"padded")),
+            (b"piece length", Value::Int(PIECE as i64)),
+            (b"pieces", Value::Bytes(&hashes)),
+        ]),
+    )])
+    .to_bytes();
+    (Metainfo::from_bytes(&bytes).unwrap(), all)
+}
+
+/// Every entry below `dir`, as paths relative to it.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if p.is_dir() {
+                todo.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn pad_files_are_virtual_zeros() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (meta, all) = padded_torrent();
+    let layout = Layout::from_metainfo(&meta).unwrap();
+    assert!(layout.has_virtual_bytes());
+    assert_eq!(layout.piece_count(), 3);
+    let real = [
+        "padded",
+        "padded/a.bin",
+        "padded/b.bin",
+        "padded/sub",
+        "padded/sub/c.bin",
+    ];
+    for prealloc in [false, true] {
+        let dir = TempDir::new("pads");
+        let dl = FileStorage::new(&dir.0, &layout, options(Mode::ReadWrite, prealloc, 4)).unwrap();
+        if prealloc {
+            assert_eq!(tree(&dir.0), real, "pads and links are never preallocated");
+        }
+        // Nothing stored yet: pieces over real files are absent, pads alone are no piece.
+        let have = recheck(&dl, &layout, meta.pieces(), 2, |_| {}).unwrap();
+        assert_eq!(have, [false; 3]);
+        for p in 0..layout.piece_count() {
+            let r = layout.piece_range(p);
+            dl.write_at(r.start, &all[r.start as usize..r.end as usize])
+                .unwrap();
+        }
+        dl.sync().unwrap();
+        assert_eq!(tree(&dir.0), real, "no `.pad` folder, no link");
+        let mut back = vec![7u8; all.len()];
+        dl.read_at(0, &mut back).unwrap();
+        assert_eq!(back, all);
+        // A read wholly inside a pad gives zeros.
+        let pad = layout.files()[3].offset;
+        let mut z = [9u8; 100];
+        dl.read_at(pad + 10, &mut z).unwrap();
+        assert_eq!(z, [0; 100]);
+        assert_eq!(
+            std::fs::read(dir.0.join("padded/sub/c.bin")).unwrap(),
+            all[layout.file_range(5).start as usize..layout.file_range(5).end as usize]
+        );
+        let mode = |f: &str| {
+            std::fs::metadata(dir.0.join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+        };
+        assert_ne!(mode("padded/a.bin") & 0o100, 0, "`x` is executable");
+        assert_eq!(mode("padded/b.bin") & 0o111, 0);
+        drop(dl);
+
+        // Resume: a fresh storage over the same folder finds every piece.
+        let again = FileStorage::new(&dir.0, &layout, options(Mode::ReadWrite, false, 4)).unwrap();
+        let have = recheck(&again, &layout, meta.pieces(), 2, |_| {}).unwrap();
+        assert_eq!(have, [true; 3]);
+        // Seeding read-only from it: same bytes, pads from nowhere.
+        let seed = FileStorage::new(&dir.0, &layout, options(Mode::ReadOnly, false, 4)).unwrap();
+        let mut back = vec![7u8; all.len()];
+        seed.read_at(0, &mut back).unwrap();
+        assert_eq!(back, all);
+        for p in 0..layout.piece_count() {
+            assert!(verify_piece(&seed, &layout, p, &meta.pieces()[p as usize]).unwrap());
+        }
+        assert!(matches!(
+            seed.write_at(pad, &[0; 4]),
+            Err(StorageError::ReadOnly { .. })
+        ));
+    }
+}
+
+#[test]
+fn non_zero_pad_bytes_never_reach_the_disk() {
+    let (meta, all) = padded_torrent();
+    let layout = Arc::new(Layout::from_metainfo(&meta).unwrap());
+    let dir = TempDir::new("padcorrupt");
+    let dl = FileStorage::new(&dir.0, &layout, options(Mode::ReadWrite, false, 4)).unwrap();
+    // Piece 0 with one byte set in its pad: refused whole, a.bin and b.bin never created.
+    let r = layout.piece_range(0);
+    let mut bad = all[r.start as usize..r.end as usize].to_vec();
+    let pad = layout.files()[1].offset;
+    bad[pad as usize + 3] = 1;
+    match dl.write_at(r.start, &bad) {
+        Err(StorageError::PadNotZero { offset }) => assert_eq!(offset, pad + 3),
+        other => panic!("{other:?}"),
+    }
+    assert!(tree(&dir.0).is_empty(), "{:?}", tree(&dir.0));
+
+    // Through the verifier, even with a hash that matches the corrupt bytes (a broken torrent),
+    // the piece fails like a bad hash and nothing is written.
+    let verifier = Verifier::new(Arc::new(dl), layout.clone(), 1, 1).unwrap();
+    let corrupt_hash: [u8; 20] = Sha1::digest(&bad).into();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = verifier
+            .check_and_write(0, bad, corrupt_hash)
+            .await
+            .unwrap();
+        assert!(!c.ok);
+        let good = all[r.start as usize..r.end as usize].to_vec();
+        let c = verifier
+            .check_and_write(0, good, meta.pieces()[0])
+            .await
+            .unwrap();
+        assert!(c.ok);
+        assert!(verifier.verify(0, meta.pieces()[0]).await.unwrap());
+    });
+    assert_eq!(tree(&dir.0), ["padded", "padded/a.bin", "padded/b.bin"]);
+}
+
+#[test]
+fn memory_storage_keeps_padded_pieces() {
+    let (meta, all) = padded_torrent();
+    let layout = Layout::from_metainfo(&meta).unwrap();
+    let mem = MemoryStorage::from_vec(all.clone());
+    let have = recheck(&mem, &layout, meta.pieces(), 2, |_| {}).unwrap();
+    assert_eq!(have, [true; 3]);
 }
 
 /// Recheck speed on a 256 MiB file beside `sha1sum` on the same file, page cache warm.

@@ -1,5 +1,5 @@
-//! Metainfo (`.torrent`) files: parsing (BEP 3, 12, 19, 27) with the checks a hostile file needs,
-//! and creation from a file or folder ([`create()`]).
+//! Metainfo (`.torrent`) files: parsing (BEP 3, 12, 19, 27, and BEP 47 file attributes) with the
+//! checks a hostile file needs, and creation from a file or folder ([`create()`]).
 //!
 //! The info hash is the SHA-1 of the info dictionary's bytes exactly as they appear in the file,
 //! so torrents with unknown or oddly ordered keys keep their real hash.
@@ -14,14 +14,65 @@ pub use parse::MetainfoError;
 
 use swarmd_proto::InfoHash;
 
+/// BEP 47 attributes of a file (the `attr` string; letters we do not know are ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct FileAttr {
+    /// `p`: a pad file. Its bytes are all zeros and it is never stored on disk; it only aligns
+    /// the next file to a piece boundary.
+    pub pad: bool,
+    /// `x`: executable.
+    pub executable: bool,
+    /// `h`: hidden (informational: on Unix a hidden file is one whose name starts with `.`).
+    pub hidden: bool,
+    /// `l`: a symbolic link (to [`FileEntry::symlink_path`]). It holds no bytes (the parser
+    /// refuses a symlink with a non-zero length) and storage never creates it.
+    pub symlink: bool,
+}
+
+impl FileAttr {
+    /// Parses a BEP 47 `attr` string; unknown letters are ignored.
+    pub fn from_bytes(attr: &[u8]) -> Self {
+        let mut a = Self::default();
+        for c in attr {
+            match c {
+                b'p' => a.pad = true,
+                b'x' => a.executable = true,
+                b'h' => a.hidden = true,
+                b'l' => a.symlink = true,
+                _ => {}
+            }
+        }
+        a
+    }
+
+    /// Whether the file has no bytes of its own on disk: a pad file (virtual zeros) or a
+    /// symbolic link (never created).
+    pub fn is_virtual(&self) -> bool {
+        self.pad || self.symlink
+    }
+}
+
 /// One file of a torrent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileEntry {
     /// Path components below the torrent's folder (for a single-file torrent: just the name).
-    /// Each is non-empty, not `.` or `..`, and holds no `/`, `\` or NUL.
+    /// Each is non-empty, not `.` or `..`, and holds no `/`, `\` or NUL. Pad files may share a
+    /// path (libtorrent names them `.pad/<length>`).
     pub path: Vec<String>,
     /// Length in bytes.
     pub length: u64,
+    /// BEP 47 attributes (all unset when the torrent has no `attr`).
+    pub attr: FileAttr,
+    /// BEP 47 `symlink path` of a symbolic link (`attr` has `l`): path components relative to
+    /// the torrent's folder, each checked like [`Self::path`]'s. `None` for other files.
+    pub symlink_path: Option<Vec<String>>,
+}
+
+impl FileEntry {
+    /// Whether this is a BEP 47 pad file (all zeros, never stored).
+    pub fn is_pad(&self) -> bool {
+        self.attr.pad
+    }
 }
 
 /// A parsed, validated metainfo file.

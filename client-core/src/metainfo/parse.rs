@@ -4,7 +4,7 @@ use sha1::{Digest, Sha1};
 use swarmd_proto::bencode::{raw_dict_entries, DecodeError, Value};
 use swarmd_proto::InfoHash;
 
-use super::{FileEntry, Metainfo};
+use super::{FileAttr, FileEntry, Metainfo};
 
 /// Largest accepted piece length (1 GiB); real torrents stay far below.
 pub(crate) const MAX_PIECE_LENGTH: u64 = 1 << 30;
@@ -144,10 +144,11 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
 
     let (files, multi_file) = match (info.get(b"length"), info.get(b"files")) {
         (Some(len), None) => (
-            vec![FileEntry {
-                path: vec![name.clone()],
-                length: length(len, "length")?,
-            }],
+            vec![file_entry(
+                &info,
+                vec![name.clone()],
+                length(len, "length")?,
+            )?],
             false,
         ),
         (None, Some(files)) => (parse_files(files)?, true),
@@ -237,9 +238,15 @@ fn parse_files(files: &Value<'_>) -> Result<Vec<FileEntry>, MetainfoError> {
                     .and_then(sanitize_component)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        out.push(FileEntry { path, length });
+        out.push(file_entry(f, path, length)?);
     }
-    let mut paths: Vec<&[String]> = out.iter().map(|f| &f.path[..]).collect();
+    // Pad files hold no bytes on disk, so their paths may repeat (libtorrent names them
+    // `.pad/<length>`); every other path must be unique.
+    let mut paths: Vec<&[String]> = out
+        .iter()
+        .filter(|f| !f.attr.pad)
+        .map(|f| &f.path[..])
+        .collect();
     paths.sort_unstable();
     for w in paths.windows(2) {
         // Equal paths, or a file that is also a folder of another file.
@@ -248,6 +255,48 @@ fn parse_files(files: &Value<'_>) -> Result<Vec<FileEntry>, MetainfoError> {
         }
     }
     Ok(out)
+}
+
+/// A file entry with its BEP 47 `attr` and `symlink path` read from `dict` (the info dictionary
+/// of a single-file torrent, or one entry of `files`).
+fn file_entry(
+    dict: &Value<'_>,
+    path: Vec<String>,
+    length: u64,
+) -> Result<FileEntry, MetainfoError> {
+    let attr = match dict.get(b"attr") {
+        None => FileAttr::default(),
+        Some(v) => FileAttr::from_bytes(
+            v.as_bytes()
+                .ok_or_else(|| invalid("attr", "not a byte string"))?,
+        ),
+    };
+    let mut symlink_path = None;
+    if attr.symlink {
+        if length != 0 {
+            return Err(invalid("attr", "a symbolic link with a non-zero length"));
+        }
+        if let Some(v) = dict.get(b"symlink path") {
+            let comps = v
+                .as_list()
+                .ok_or_else(|| invalid("symlink path", "not a list"))?;
+            let target = comps
+                .iter()
+                .map(|c| {
+                    c.as_bytes()
+                        .ok_or_else(|| invalid("symlink path", "component is not a byte string"))
+                        .and_then(sanitize_component)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            symlink_path = Some(target);
+        }
+    }
+    Ok(FileEntry {
+        path,
+        length,
+        attr,
+        symlink_path,
+    })
 }
 
 fn parse_trackers(top: &Value<'_>) -> Result<Vec<Vec<String>>, MetainfoError> {

@@ -96,7 +96,8 @@ fn parses_single_file_with_all_fields() {
         m.files(),
         [FileEntry {
             path: vec!["a.bin".into()],
-            length: 40_000
+            length: 40_000,
+            ..FileEntry::default()
         }]
     );
 }
@@ -168,6 +169,146 @@ fn refuses_duplicate_and_conflicting_paths() {
     assert_eq!(err(&bytes), MetainfoError::DuplicatePath("a".into()));
     let bytes = multi(&[(&[b"a"], 1), (&[b"a", b"b"], 1)], 16384, &pieces(1));
     assert_eq!(err(&bytes), MetainfoError::DuplicatePath("a".into()));
+}
+
+/// Path components as raw bytes.
+type RawPath<'a> = &'a [&'a [u8]];
+
+/// A multi-file info dict whose files carry BEP 47 keys: (path, length, attr, symlink path).
+fn multi_attr(files: &[(RawPath<'_>, i64, &[u8], Option<RawPath<'_>>)], pieces: &[u8]) -> Vec<u8> {
+    let files = files
+        .iter()
+        .map(|(path, len, attr, target)| {
+            let mut d = Vec::new();
+            if !attr.is_empty() {
+                d.push((&b"attr"[..], Value::Bytes(attr)));
+            }
+            d.push((b"length", Value::Int(*len)));
+            d.push((
+                b"path",
+                Value::List(path.iter().map(|c| Value::Bytes(c)).collect()),
+            ));
+            if let Some(t) = target {
+                d.push((
+                    b"symlink path",
+                    Value::List(t.iter().map(|c| Value::Bytes(c)).collect()),
+                ));
+            }
+            Value::Dict(d)
+        })
+        .collect();
+    torrent(Value::Dict(vec![
+        (b"files", Value::List(files)),
+        (b"name", Value::Bytes(b"dir")),
+        (b"piece length", Value::Int(16384)),
+        (b"pieces", Value::Bytes(pieces)),
+    ]))
+}
+
+#[test]
+fn parses_bep47_attributes_and_repeated_pad_paths() {
+    // libtorrent 2.0 style: every file but the last padded to a piece boundary with `.pad/N`.
+    let bytes = multi_attr(
+        &[
+            (&[b"a"], 10_000, b"x", None),
+            (&[b".pad", b"6384"], 6384, b"p", None),
+            (&[b"b"], 10_000, b"hZ", None),
+            (&[b".pad", b"6384"], 6384, b"p", None),
+            (&[b"link"], 0, b"l", Some(&[b"sub", b"a"])),
+            (&[b"c"], 5, b"", None),
+        ],
+        &pieces(3),
+    );
+    let m = Metainfo::from_bytes(&bytes).unwrap();
+    let f = m.files();
+    assert_eq!(m.total_length(), 32_773);
+    assert!(f[0].attr.executable && !f[0].is_pad());
+    assert!(f[1].is_pad() && f[3].is_pad() && f[1].attr.is_virtual());
+    assert_eq!(f[1].path, f[3].path);
+    assert!(
+        f[2].attr.hidden && !f[2].attr.executable,
+        "unknown `Z` ignored"
+    );
+    assert!(f[4].attr.symlink && f[4].attr.is_virtual());
+    assert_eq!(
+        f[4].symlink_path.as_deref(),
+        Some(&["sub".to_string(), "a".to_string()][..])
+    );
+    assert_eq!(f[5].attr, FileAttr::default());
+    assert_eq!(f[5].symlink_path, None);
+    assert_eq!(FileAttr::from_bytes(b"plxh?"), {
+        FileAttr {
+            pad: true,
+            executable: true,
+            hidden: true,
+            symlink: true,
+        }
+    });
+}
+
+#[test]
+fn bep47_single_file_attr() {
+    let p = pieces(1);
+    let info = Value::Dict(vec![
+        (b"attr", Value::Bytes(b"x")),
+        (b"length", Value::Int(3)),
+        (b"name", Value::Bytes(b"run.sh")),
+        (b"piece length", Value::Int(16384)),
+        (b"pieces", Value::Bytes(&p)),
+    ]);
+    let m = Metainfo::from_bytes(&torrent(info)).unwrap();
+    assert!(m.files()[0].attr.executable);
+}
+
+#[test]
+fn refuses_bad_bep47_entries() {
+    // Real files may not share a path; a pad may share one with anything (it is never stored).
+    let bytes = multi_attr(
+        &[
+            (&[b"a"], 1, b"x", None),
+            (&[b"a"], 1, b"h", None),
+            (&[b"a"], 1, b"p", None),
+        ],
+        &pieces(1),
+    );
+    assert_eq!(err(&bytes), MetainfoError::DuplicatePath("a".into()));
+    let bytes = multi_attr(
+        &[(&[b"a"], 1, b"", None), (&[b"a"], 1, b"p", None)],
+        &pieces(1),
+    );
+    assert!(Metainfo::from_bytes(&bytes).is_ok());
+    // A symlink holding bytes.
+    let bytes = multi_attr(&[(&[b"l"], 5, b"l", Some(&[b"a"]))], &pieces(1));
+    assert!(matches!(
+        err(&bytes),
+        MetainfoError::InvalidValue { key: "attr", .. }
+    ));
+    // A symlink pointing out of the folder.
+    let bytes = multi_attr(
+        &[
+            (&[b"a"], 1, b"", None),
+            (&[b"l"], 0, b"l", Some(&[b"..", b"etc"])),
+        ],
+        &pieces(1),
+    );
+    assert!(matches!(err(&bytes), MetainfoError::UnsafePath { .. }));
+    // `attr` of the wrong type.
+    let files = Value::List(vec![Value::Dict(vec![
+        (b"attr", Value::Int(1)),
+        (b"length", Value::Int(1)),
+        (b"path", Value::List(vec![Value::Bytes(b"a")])),
+    ])]);
+    let p = pieces(1);
+    let info = Value::Dict(vec![
+        (b"files", files),
+        (b"name", Value::Bytes(b"dir")),
+        (b"piece length", Value::Int(16384)),
+        (b"pieces", Value::Bytes(&p)),
+    ]);
+    assert!(matches!(
+        err(&torrent(info)),
+        MetainfoError::InvalidValue { key: "attr", .. }
+    ));
 }
 
 #[test]
@@ -379,6 +520,52 @@ mod props {
         #[test]
         fn mutated_torrents_never_panic(pos in any::<proptest::sample::Index>(), byte in any::<u8>()) {
             let mut bytes = multi(&[(&[b"a", b"b"], 20_000), (&[b"c"], 0)], 16384, &pieces(2));
+            let i = pos.index(bytes.len());
+            bytes[i] = byte;
+            let _ = Metainfo::from_bytes(&bytes);
+        }
+
+        #[test]
+        fn any_attr_string_parses_its_known_letters(
+            attr in proptest::collection::vec(any::<u8>(), 0..8),
+            target in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..4), 0..3),
+        ) {
+            let t: Vec<&[u8]> = target.iter().map(Vec::as_slice).collect();
+            let bytes = multi_attr(
+                &[(&[b"a"], 20_000, b"", None), (&[b"b"], 0, &attr, Some(&t))],
+                &pieces(2),
+            );
+            match Metainfo::from_bytes(&bytes) {
+                Ok(m) => {
+                    let a = m.files()[1].attr;
+                    prop_assert_eq!(a.pad, attr.contains(&b'p'));
+                    prop_assert_eq!(a.executable, attr.contains(&b'x'));
+                    prop_assert_eq!(a.hidden, attr.contains(&b'h'));
+                    prop_assert_eq!(a.symlink, attr.contains(&b'l'));
+                    prop_assert_eq!(m.files()[1].symlink_path.is_some(), a.symlink);
+                }
+                // Only a symlink target can be refused: an unsafe component.
+                Err(e) => prop_assert!(
+                    attr.contains(&b'l') && matches!(e, MetainfoError::UnsafePath { .. }),
+                    "{e:?}"
+                ),
+            }
+        }
+
+        #[test]
+        fn mutated_padded_torrents_never_panic(
+            pos in any::<proptest::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut bytes = multi_attr(
+                &[
+                    (&[b"a"], 100, b"x", None),
+                    (&[b".pad", b"16284"], 16_284, b"p", None),
+                    (&[b"l"], 0, b"l", Some(&[b"a"])),
+                    (&[b"b"], 7, b"", None),
+                ],
+                &pieces(2),
+            );
             let i = pos.index(bytes.len());
             bytes[i] = byte;
             let _ = Metainfo::from_bytes(&bytes);

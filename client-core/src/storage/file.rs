@@ -6,12 +6,18 @@
 //! whatever the metainfo parser already refused: nothing is ever opened outside `root`. (Symbolic
 //! links the user placed under `root` are followed: that is the user's choice, not the torrent's.)
 //!
+//! Virtual files ([`LayoutFile::is_virtual`](super::LayoutFile::is_virtual): BEP 47 pad files and
+//! symbolic links) are never created, opened or preallocated: their bytes read as zeros, and a
+//! write must carry zeros there ([`StorageError::PadNotZero`] otherwise, before anything is
+//! written). Files with the BEP 47 `x` attribute are created executable (mode 0777 less the
+//! umask, where others get 0666).
+//!
 //! Files deleted or replaced behind the storage's back stay readable through a cached handle
 //! until it is evicted; [`FileStorage::close_files`] drops them all.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -104,7 +110,8 @@ fn safe_join(root: &Path, components: &[String]) -> Result<PathBuf, StorageError
 impl FileStorage {
     /// Storage for `layout` under `root`. In [`Mode::ReadWrite`] it creates the folders and the
     /// zero-length files at once (they are never written), and with `preallocate` every file at
-    /// full length; otherwise it touches nothing until used.
+    /// full length; otherwise it touches nothing until used. Virtual files (pad files, symbolic
+    /// links) are never created.
     pub fn new(
         root: impl AsRef<Path>,
         layout: &Layout,
@@ -126,7 +133,7 @@ impl FileStorage {
         if options.mode == Mode::ReadWrite {
             let mut made_dir: Option<&Path> = None;
             for (f, path) in layout.files().iter().zip(&storage.paths) {
-                if f.length != 0 && !options.preallocate {
+                if f.is_virtual() || (f.length != 0 && !options.preallocate) {
                     continue;
                 }
                 if let Some(parent) = path.parent().filter(|p| Some(*p) != made_dir) {
@@ -137,6 +144,7 @@ impl FileStorage {
                     .write(true)
                     .create(true)
                     .truncate(false)
+                    .mode(create_mode(f.attr.executable))
                     .open(path)
                     .map_err(io(path, Op::Open))?;
                 let len = file.metadata().map_err(io(path, Op::Metadata))?.len();
@@ -196,10 +204,11 @@ impl FileStorage {
         if write && self.mode() == Mode::ReadOnly {
             return Err(StorageError::ReadOnly { path: path.clone() });
         }
-        self.cache.get(index, write, || self.open(path, write))
+        self.cache
+            .get(index, write, || self.open(index, path, write))
     }
 
-    fn open(&self, path: &Path, write: bool) -> Result<(File, bool), StorageError> {
+    fn open(&self, index: usize, path: &Path, write: bool) -> Result<(File, bool), StorageError> {
         if self.mode() == Mode::ReadOnly {
             return match File::open(path) {
                 Ok(f) => Ok((f, false)),
@@ -212,7 +221,10 @@ impl FileStorage {
         let mut rw = OpenOptions::new();
         rw.read(true).write(true);
         if write {
-            rw.create(true).truncate(false);
+            let executable = self.layout.files()[index].attr.executable;
+            rw.create(true)
+                .truncate(false)
+                .mode(create_mode(executable));
         }
         match rw.open(path) {
             Ok(f) => Ok((f, true)),
@@ -238,6 +250,16 @@ impl FileStorage {
             }
             Err(e) => Err(io(path, Op::Open)(e)),
         }
+    }
+}
+
+/// The permission bits a new file is created with (before the umask): BEP 47 `x` files are
+/// executable.
+fn create_mode(executable: bool) -> u32 {
+    if executable {
+        0o777
+    } else {
+        0o666
     }
 }
 
@@ -293,6 +315,10 @@ impl Storage for FileStorage {
         for span in self.layout.spans(offset, buf.len() as u64)? {
             // Spans lie inside `buf`, whose length is a usize.
             let dst = &mut buf[span.pos as usize..(span.pos + span.len) as usize];
+            if self.layout.files()[span.file].is_virtual() {
+                dst.fill(0);
+                continue;
+            }
             let handle = self.handle(span.file, false)?;
             read_full(&handle.file, &self.paths[span.file], dst, span.file_offset)?;
         }
@@ -300,7 +326,23 @@ impl Storage for FileStorage {
     }
 
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        for span in self.layout.spans(offset, data.len() as u64)? {
+        let spans = self.layout.spans(offset, data.len() as u64)?;
+        if self.mode() == Mode::ReadOnly {
+            // Refused even when every byte falls in pad files, which are never written anyway.
+            if let Some(span) = spans.clone().next() {
+                return Err(StorageError::ReadOnly {
+                    path: self.paths[span.file].clone(),
+                });
+            }
+        }
+        // Checked before anything is written, so corrupt data leaves no trace.
+        if let Some(offset) = self.layout.first_nonzero_virtual(offset, data) {
+            return Err(StorageError::PadNotZero { offset });
+        }
+        for span in spans {
+            if self.layout.files()[span.file].is_virtual() {
+                continue;
+            }
             let src = &data[span.pos as usize..(span.pos + span.len) as usize];
             let handle = self.handle(span.file, true)?;
             write_full(&handle.file, &self.paths[span.file], src, span.file_offset)?;
@@ -330,6 +372,10 @@ impl Storage for FileStorage {
         let (Some(path), Some(f)) = (self.paths.get(file), self.layout.files().get(file)) else {
             return Ok(Some(0));
         };
+        if f.is_virtual() {
+            // Zeros, always there.
+            return Ok(Some(f.length));
+        }
         match std::fs::metadata(path) {
             Ok(m) if m.is_file() => Ok(Some(m.len().min(f.length))),
             Ok(_) => Ok(Some(0)),

@@ -1,10 +1,13 @@
 //! The torrent's byte space and its files: piece boundaries, and which file spans any byte range
 //! touches. The files are laid end to end in torrent order; pieces ignore file boundaries.
+//!
+//! BEP 47 pad files (and symbolic links, which hold no bytes) are *virtual*: they take their
+//! place in the byte space like any file, but storage never creates them; their bytes are zeros.
 
 use std::ops::Range;
 
 use super::StorageError;
-use crate::metainfo::Metainfo;
+use crate::metainfo::{FileAttr, Metainfo};
 
 /// Why a [`Layout`] cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,9 +33,18 @@ pub struct LayoutFile {
     pub length: u64,
     /// Torrent-global offset of the file's first byte.
     pub offset: u64,
+    /// BEP 47 attributes: a pad file or symbolic link is [virtual](Self::is_virtual).
+    pub attr: FileAttr,
 }
 
 impl LayoutFile {
+    /// Whether the file is never stored: a pad file (its bytes are zeros) or a symbolic link
+    /// (which holds no bytes, and which we never create: a torrent must not make us write
+    /// outside the storage root).
+    pub fn is_virtual(&self) -> bool {
+        self.attr.is_virtual()
+    }
+
     /// Torrent-global offset just past the file's last byte.
     pub fn end(&self) -> u64 {
         self.offset + self.length
@@ -46,6 +58,8 @@ pub struct Layout {
     piece_length: u64,
     total_length: u64,
     piece_count: u32,
+    /// Whether any file is virtual (a pad file).
+    has_virtual: bool,
 }
 
 /// A part of a byte range that lies in one file.
@@ -104,17 +118,31 @@ impl Layout {
         piece_length: u64,
         files: impl IntoIterator<Item = (Vec<String>, u64)>,
     ) -> Result<Self, LayoutError> {
+        Self::with_attrs(
+            piece_length,
+            files
+                .into_iter()
+                .map(|(path, length)| (path, length, FileAttr::default())),
+        )
+    }
+
+    /// Like [`Self::new`], with each file's BEP 47 attributes (pad files are virtual zeros).
+    pub fn with_attrs(
+        piece_length: u64,
+        files: impl IntoIterator<Item = (Vec<String>, u64, FileAttr)>,
+    ) -> Result<Self, LayoutError> {
         if piece_length == 0 {
             return Err(LayoutError::ZeroPieceLength);
         }
         let mut offset = 0u64;
         let files = files
             .into_iter()
-            .map(|(path, length)| {
+            .map(|(path, length, attr)| {
                 let f = LayoutFile {
                     path,
                     length,
                     offset,
+                    attr,
                 };
                 offset = offset.checked_add(length).ok_or(LayoutError::TooLarge)?;
                 Ok(f)
@@ -123,6 +151,7 @@ impl Layout {
         let pieces = offset.div_ceil(piece_length);
         let piece_count = u32::try_from(pieces).map_err(|_| LayoutError::TooManyPieces(pieces))?;
         Ok(Self {
+            has_virtual: files.iter().any(|f| f.is_virtual() && f.length > 0),
             files,
             piece_length,
             total_length: offset,
@@ -141,9 +170,32 @@ impl Layout {
             } else {
                 vec![meta.name().to_owned()]
             };
-            (path, f.length)
+            (path, f.length, f.attr)
         });
-        Self::new(meta.piece_length(), files)
+        Self::with_attrs(meta.piece_length(), files)
+    }
+
+    /// Whether some bytes lie in virtual files (pad files), which storage keeps as zeros.
+    pub fn has_virtual_bytes(&self) -> bool {
+        self.has_virtual
+    }
+
+    /// The torrent-global offset of the first non-zero byte of `data` (placed at torrent-global
+    /// `offset`) that falls in a virtual file (a pad file, whose bytes BEP 47 says are zeros), or
+    /// `None` when there is none. A range outside the torrent gives `None`.
+    pub fn first_nonzero_virtual(&self, offset: u64, data: &[u8]) -> Option<u64> {
+        if !self.has_virtual {
+            return None;
+        }
+        let spans = self.spans(offset, data.len() as u64).ok()?;
+        spans
+            .filter(|s| self.files[s.file].is_virtual())
+            .find_map(|s| {
+                // Spans lie inside `data`, whose length is a usize.
+                let bytes = &data[s.pos as usize..(s.pos + s.len) as usize];
+                let i = bytes.iter().position(|b| *b != 0)?;
+                Some(offset + s.pos + i as u64)
+            })
     }
 
     /// The files, in torrent order.
@@ -324,6 +376,48 @@ mod tests {
         let huge = Layout::new(u64::MAX / 2, [(vec!["a".into()], 10)]).unwrap();
         assert_eq!(huge.piece_range(0), 0..10);
         assert_eq!(huge.piece_range(u32::MAX), 10..10);
+    }
+
+    #[test]
+    fn pad_files_are_virtual_and_must_be_zero() {
+        let pad = FileAttr {
+            pad: true,
+            ..FileAttr::default()
+        };
+        let link = FileAttr {
+            symlink: true,
+            ..FileAttr::default()
+        };
+        // a=5, pad=3, link=0, b=8; pieces of 4: piece 1 is a[4], pad[0..3].
+        let l = Layout::with_attrs(
+            4,
+            [
+                (vec!["a".into()], 5, FileAttr::default()),
+                (vec![".pad".into(), "3".into()], 3, pad),
+                (vec!["l".into()], 0, link),
+                (vec!["b".into()], 8, FileAttr::default()),
+            ],
+        )
+        .unwrap();
+        assert!(l.has_virtual_bytes());
+        let virt: Vec<bool> = l.files().iter().map(LayoutFile::is_virtual).collect();
+        assert_eq!(virt, [false, true, true, false]);
+        assert_eq!(
+            l.first_nonzero_virtual(0, &[1, 1, 1, 1, 1, 0, 0, 0, 1]),
+            None
+        );
+        assert_eq!(l.first_nonzero_virtual(4, &[1, 0, 9, 0, 1]), Some(6));
+        assert_eq!(l.first_nonzero_virtual(7, &[7]), Some(7));
+        assert_eq!(
+            l.first_nonzero_virtual(15, &[7, 7]),
+            None,
+            "outside the torrent"
+        );
+        // A zero-length link alone holds no virtual bytes; `new` makes no file virtual.
+        let only_link = Layout::with_attrs(4, [(vec!["l".into()], 0, link)]).unwrap();
+        assert!(!only_link.has_virtual_bytes());
+        assert!(!layout(4, &[3, 3]).has_virtual_bytes());
+        assert_eq!(layout(4, &[3, 3]).first_nonzero_virtual(0, &[1; 6]), None);
     }
 
     #[test]

@@ -8,6 +8,16 @@
 //! - [`verify_piece`] checks a stored piece against its SHA-1; [`Verifier`] does that (and
 //!   "hash, then write only if good") on a small pool of threads off the async runtime;
 //!   [`recheck()`] finds which pieces are already on disk, on every core, when a torrent starts.
+//!
+//! BEP 47 pad files (file attribute `p`) are virtual: [`FileStorage`] never creates, opens or
+//! preallocates them, reads of their bytes give zeros, and a write must carry zeros there (which
+//! are then dropped): a non-zero byte is corrupt data, so [`Verifier::check_and_write`] treats the
+//! piece as failing its hash check and writes nothing, and a bare [`Storage::write_at`] of such
+//! bytes fails with [`StorageError::PadNotZero`] before writing anything. Symbolic links
+//! (attribute `l`) hold no bytes (the parser refuses one with a length) and are never created:
+//! a torrent cannot make us write outside the storage root, nor even create a link there.
+//! [`MemoryStorage`] has no layout: it keeps pad bytes in its buffer like any others (zeros, as
+//! the verifier lets only zeros through).
 
 mod cache;
 mod file;
@@ -134,6 +144,13 @@ pub enum StorageError {
     PathEscape {
         /// The offending path, as far as it was built.
         path: PathBuf,
+    },
+    /// A write of non-zero bytes into a BEP 47 pad file, whose bytes are zeros by definition:
+    /// corrupt data. Nothing of the write was stored.
+    #[error("byte {offset} lies in a pad file but is not zero")]
+    PadNotZero {
+        /// Torrent-global offset of the first offending byte.
+        offset: u64,
     },
     /// A write to storage opened in [`Mode::ReadOnly`].
     #[error("{path}: write: storage is read-only (seeding)")]

@@ -149,7 +149,8 @@ impl Verifier {
     }
 
     /// Hashes `data`, the whole of piece `piece` as received, and writes it to storage only if
-    /// it matches `expected`: corrupt data never reaches the disk. The buffer comes back in the
+    /// it matches `expected` and its bytes in pad files (BEP 47) are zeros: corrupt data never
+    /// reaches the disk. The buffer comes back in the
     /// answer for reuse.
     pub async fn check_and_write(
         &self,
@@ -214,10 +215,14 @@ fn check_and_write(
     expected: &[u8; 20],
 ) -> Result<Checked, StorageError> {
     layout.check_piece(piece)?;
+    let start = layout.piece_range(piece).start;
+    // Non-zero bytes in a pad file are corrupt whatever the hash says (a torrent hashed over
+    // them is broken): the piece fails like a bad hash and nothing reaches the disk.
     let ok = data.len() as u64 == layout.piece_size(piece)
-        && <[u8; 20]>::from(Sha1::digest(&data)) == *expected;
+        && <[u8; 20]>::from(Sha1::digest(&data)) == *expected
+        && layout.first_nonzero_virtual(start, &data).is_none();
     if ok {
-        storage.write_at(layout.piece_range(piece).start, &data)?;
+        storage.write_at(start, &data)?;
     }
     Ok(Checked { ok, data })
 }
