@@ -16,4 +16,4 @@ pub mod storage;
 pub mod tracker;
 
 pub use magnet::{Magnet, MagnetError};
-pub use metainfo::{CreateError, CreateOptions, FileEntry, Metainfo, MetainfoError};
+pub use metainfo::{CreateError, CreateOptions, FileAttr, FileEntry, Metainfo, MetainfoError};
