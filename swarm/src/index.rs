@@ -88,12 +88,10 @@ impl Index {
         None
     }
 
-    /// Starts loading the home bucket of `hash` (the first read of [`Index::find`]).
-    #[inline]
-    pub(crate) fn prefetch(&self, hash: u64) {
-        // Truncation is intended, as in `find`.
-        let b = hash as usize & self.mask();
-        crate::prefetch::prefetch(self.buckets.as_ptr().wrapping_add(b));
+    /// The bucket array as (address, length - 1): where the home bucket of a hash `h` is,
+    /// at `address + (h & mask) * 4`, for prefetching without a reference to the index.
+    pub(crate) fn span(&self) -> (usize, usize) {
+        (self.buckets.as_ptr().addr(), self.mask())
     }
 
     /// The slot in the home bucket of `hash` if that bucket's tag matches: where a lookup most

@@ -47,7 +47,34 @@ impl ShardState {
 
 /// A shard on its own cache line(s), so neighbouring locks do not false-share.
 #[repr(align(64))]
-struct Shard(Mutex<ShardState>);
+struct Shard {
+    state: Mutex<ShardState>,
+    /// The torrent table's bucket array as (address, length - 1), republished after every
+    /// change that may move it, and read without the lock by [`Registry::prefetch`]: a stale
+    /// pair only misdirects a hint, since nothing ever reads through it.
+    table: [AtomicUsize; 2],
+}
+
+impl Shard {
+    /// Records where `store`'s bucket array now is (call with the shard locked).
+    fn publish(&self, store: &Store) {
+        let (base, mask) = store.table_span();
+        self.table[0].store(base, Ordering::Relaxed);
+        self.table[1].store(mask, Ordering::Relaxed);
+    }
+
+    /// Starts loading the bucket `hash` starts at, as last published.
+    #[inline]
+    fn prefetch_bucket(&self, hash: u64) {
+        let base = self.table[0].load(Ordering::Relaxed);
+        if base != 0 {
+            // Truncation is intended, as in the index's own lookups.
+            let mask = self.table[1].load(Ordering::Relaxed);
+            let at = base.wrapping_add((hash as usize & mask) * size_of::<u32>());
+            crate::prefetch::prefetch(std::ptr::without_provenance::<u32>(at));
+        }
+    }
+}
 
 /// The shared in-memory swarm registry. `Send + Sync`; every method takes `&self`.
 pub struct Registry {
@@ -91,11 +118,12 @@ impl Registry {
         let shards = config.shards.clamp(1, MAX_SHARDS).next_power_of_two();
         config.shards = shards;
         let shards: Box<[Shard]> = (0..shards)
-            .map(|_| {
-                Shard(Mutex::new(ShardState {
+            .map(|_| Shard {
+                table: [AtomicUsize::new(0), AtomicUsize::new(0)],
+                state: Mutex::new(ShardState {
                     torrents: Store::new(),
                     counts: [0; 4],
-                }))
+                }),
             })
             .collect();
         Self {
@@ -129,7 +157,7 @@ impl Registry {
     /// The hash of `info_hash` and its shard.
     pub(crate) fn shard(&self, info_hash: &InfoHash) -> (u64, &Mutex<ShardState>) {
         let hash = hash_key(&self.hasher, info_hash);
-        (hash, &self.shards[shard_of(hash, self.mask)].0)
+        (hash, &self.shards[shard_of(hash, self.mask)].state)
     }
 
     fn reserve_torrent(&self) -> bool {
@@ -200,6 +228,7 @@ impl Registry {
                     self.release_torrents(1);
                     return Err(AnnounceError::TorrentLimit);
                 };
+                self.publish(hash, &shard.torrents);
                 i
             }
         };
@@ -211,6 +240,7 @@ impl Registry {
         if swarm.is_empty() {
             // Only when nobody may be stored (max_peers_per_torrent = 0).
             shard.torrents.remove(&self.hasher, i, hash);
+            self.publish(hash, &shard.torrents);
             self.release_torrents(1);
         }
         shard.account(before, after);
@@ -240,6 +270,7 @@ impl Registry {
         let stats = swarm.stats();
         if swarm.is_empty() {
             shard.torrents.remove(&self.hasher, i, hash);
+            self.publish(hash, &shard.torrents);
             self.release_torrents(1);
         }
         shard.account(before, after);
@@ -264,13 +295,23 @@ impl Registry {
     /// and their cache misses overlap the work on the current request. A hint: it changes
     /// nothing, and skips a shard another thread holds rather than wait for it.
     pub fn prefetch(&self, info_hash: &InfoHash, step: Prefetch) {
-        let (hash, shard) = self.shard(info_hash);
-        if let Some(state) = shard.try_lock() {
-            match step {
-                Prefetch::Bucket => state.torrents.prefetch_bucket(hash),
-                Prefetch::Record => state.torrents.prefetch_record(hash),
+        let hash = hash_key(&self.hasher, info_hash);
+        let shard = &self.shards[shard_of(hash, self.mask)];
+        match step {
+            // Lock-free: the bucket's address comes from the shard's published table.
+            Prefetch::Bucket => shard.prefetch_bucket(hash),
+            Prefetch::Record => {
+                if let Some(state) = shard.state.try_lock() {
+                    state.torrents.prefetch_record(hash);
+                }
             }
         }
+    }
+
+    /// Republishes the torrent table of `hash`'s shard (see [`Shard::table`]) after a change
+    /// to `store`, which that shard's lock guards.
+    fn publish(&self, hash: u64, store: &Store) {
+        self.shards[shard_of(hash, self.mask)].publish(store);
     }
 
     /// Samples up to `numwant` peers of one address family (6-byte entries, or 18-byte ones if
@@ -305,7 +346,7 @@ impl Registry {
             if remaining == 0 {
                 break;
             }
-            let state = shard.0.lock();
+            let state = shard.state.lock();
             out.reserve(state.torrents.len().min(remaining));
             out.extend(
                 state
@@ -338,7 +379,7 @@ impl Registry {
         let start = self.sweep_cursor.fetch_add(visit, Ordering::Relaxed);
         for k in 0..visit {
             let shard = &self.shards[start.wrapping_add(k) & self.mask];
-            let mut guard = shard.0.lock();
+            let mut guard = shard.state.lock();
             let state = &mut *guard;
             let mut delta = ([0u64; 4], [0u64; 4]);
             let mut dropped = 0;
@@ -363,6 +404,7 @@ impl Registry {
             }
             state.account(delta.0, delta.1);
             state.torrents.tidy(&self.hasher);
+            shard.publish(&state.torrents);
             drop(guard);
             stats.torrents_removed += dropped;
             self.release_torrents(dropped);
@@ -381,6 +423,7 @@ impl Registry {
         };
         let counts = state.torrents.get(i).role_counts(state.torrents.bigs());
         state.torrents.remove(&self.hasher, i, hash);
+        self.publish(hash, &state.torrents);
         state.account(counts, [0; 4]);
         drop(guard);
         self.release_torrents(1);
@@ -391,7 +434,7 @@ impl Registry {
     pub fn counts(&self) -> RegistryCounts {
         let mut total = RegistryCounts::default();
         for shard in self.shards.iter() {
-            let state = shard.0.lock();
+            let state = shard.state.lock();
             total.torrents += state.torrents.len() as u64;
             total.seeders_v4 += state.counts[0];
             total.leechers_v4 += state.counts[1];
@@ -407,7 +450,7 @@ impl Registry {
         let ctx = self.ctx();
         let mut torrents = 0;
         for (i, shard) in self.shards.iter().enumerate() {
-            let state = shard.0.lock();
+            let state = shard.state.lock();
             state.torrents.check(&self.hasher);
             let mut counts = [0u64; 4];
             for swarm in state.torrents.iter() {

@@ -80,12 +80,9 @@ impl Store {
         u32::try_from(index.slot(b)).ok()
     }
 
-    /// Starts loading the index bucket a lookup of `hash` reads first.
-    #[inline]
-    pub(crate) fn prefetch_bucket(&self, hash: u64) {
-        if let Some(index) = &self.index {
-            index.prefetch(hash);
-        }
+    /// Where the index's bucket array is, as (address, length - 1); (0, 0) without one.
+    pub(crate) fn table_span(&self) -> (usize, usize) {
+        self.index.as_ref().map_or((0, 0), Index::span)
     }
 
     /// Starts loading the record a lookup of `hash` most likely ends at. Reads the bucket, so
