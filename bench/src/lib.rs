@@ -106,11 +106,11 @@ impl Totals {
 }
 
 /// How one socket is driven.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Plan<'a> {
     /// Pre-built requests, sent in order and cycled. Request `i` must carry a transaction id
     /// from which the reply classifier can recover `i`, for latency.
-    pub packets: &'a [Vec<u8>],
+    pub packets: &'a mut [Vec<u8>],
     /// Requests in flight at most.
     pub window: usize,
     /// When to stop.
@@ -119,6 +119,9 @@ pub struct Plan<'a> {
     pub limit: Option<usize>,
     /// Offered load of this socket in requests per second; `None` sends as fast as replies come.
     pub rate: Option<f64>,
+    /// Called on a request before it is sent again (with how many times it was sent before),
+    /// to change it in place: e.g. grow an announce's transfer counters, as a live peer's do.
+    pub resend: Option<fn(&mut [u8], usize)>,
 }
 
 /// What a reply is, to the generator.
@@ -158,6 +161,10 @@ pub fn drive(
         let batch = plan.window.min(limit - next);
         for _ in 0..batch {
             let i = next % packets.len();
+            let cycles = next / packets.len();
+            if let (Some(resend), true) = (plan.resend, cycles > 0) {
+                resend(&mut packets[i], cycles);
+            }
             sock.send(&packets[i])?;
             sent_at[i] = Some(Instant::now());
             next += 1;

@@ -84,7 +84,7 @@ fn main() -> anyhow::Result<()> {
                 sock.set_read_timeout(Some(Duration::from_millis(20)))?;
                 let mut rng = StdRng::seed_from_u64(s as u64 + 7);
                 let me = NodeId(rng.random());
-                let packets: Vec<Vec<u8>> = (0..args.packets)
+                let mut packets: Vec<Vec<u8>> = (0..args.packets)
                     .map(|i| {
                         let tid = (i as u16).to_be_bytes();
                         let roll = rng.random_range(0..100);
@@ -107,7 +107,8 @@ fn main() -> anyhow::Result<()> {
                     })
                     .collect();
                 let plan = swarmd_bench::Plan {
-                    packets: &packets,
+                    packets: &mut packets,
+                    resend: None,
                     window: args.window,
                     deadline,
                     limit: None,

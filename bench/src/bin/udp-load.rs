@@ -56,6 +56,11 @@ struct Args {
     /// Announce this many distinct peers on every info hash, once each, then stop.
     #[arg(long, value_name = "PEERS_PER_HASH")]
     fill: Option<usize>,
+    /// Each time an announce is sent again, its downloaded and uploaded counters have grown
+    /// by 16 KiB, as a transferring peer's do (without it, re-announces are keep-alives): under
+    /// private mode every such announce is accounted, and its records written by the flush.
+    #[arg(long)]
+    progress: bool,
     /// Passkeys, one per line: each announce carries a random one as BEP 41 URL data
     /// (`/KEY/announce`), as clients of a private tracker do.
     #[arg(long, value_name = "FILE")]
@@ -222,11 +227,13 @@ fn main() -> anyhow::Result<()> {
                         packets.push(p);
                     }
                 }
+                let limit = args.fill.map(|_| packets.len());
                 let plan = Plan {
-                    packets: &packets,
+                    resend: args.progress.then_some(progress as fn(&mut [u8], usize)),
+                    packets: &mut packets,
                     window: args.window,
                     deadline,
-                    limit: args.fill.map(|_| packets.len()),
+                    limit,
                     rate: per_socket_rate,
                 };
                 swarmd_bench::drive(&sock, plan, totals, |b| match parse_response(b) {
@@ -249,4 +256,19 @@ fn main() -> anyhow::Result<()> {
     })?;
     println!("{}", totals.report(start.elapsed(), "expected"));
     Ok(())
+}
+
+/// Grows an announce's downloaded and uploaded counters (BEP 15 offsets 56 and 72) by 16 KiB;
+/// leaves other requests alone.
+fn progress(packet: &mut [u8], _sent_before: usize) {
+    const ANNOUNCE: [u8; 4] = 1u32.to_be_bytes();
+    if packet.get(8..12) != Some(&ANNOUNCE[..]) {
+        return;
+    }
+    for at in [56, 72] {
+        if let Some(field) = packet.get_mut(at..at + 8) {
+            let v = u64::from_be_bytes(field.try_into().unwrap_or_default()) + 16_384;
+            field.copy_from_slice(&v.to_be_bytes());
+        }
+    }
 }
