@@ -12,54 +12,21 @@
 mod common;
 
 use std::io::{Read, Write as _};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::served::BIN;
-use common::test_config;
-use swarmd::Running;
-use swarmd_client_core::{CreateOptions, Metainfo};
+use common::transfer::{
+    assert_same_files, create_torrent, files_across_pieces, http_url, server, signal, tracked,
+    udp_url, until, v4, write_files, TempDir,
+};
+use swarmd_client_core::Metainfo;
 use swarmd_proto::InfoHash;
 
 /// How long any one awaited condition may take.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A fresh folder under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "swarmd-cli-transfer-{}-{}-{tag}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    fn path(&self, rel: &str) -> String {
-        self.0.join(rel).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect()
-}
 
 /// Sizes chosen so that most 32 KiB pieces span two or three files.
 const FILES: &[(&str, usize)] = &[
@@ -81,32 +48,12 @@ impl Content {
     fn new(trackers: Vec<Vec<String>>) -> Self {
         let work = TempDir::new("work");
         let dir = work.0.join("seed/cli");
-        for (i, (path, len)) in FILES.iter().enumerate() {
-            let p = dir.join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, pattern(*len, i as u32 + 7)).unwrap();
-        }
-        let torrent = swarmd_client_core::metainfo::create(
-            &dir,
-            &CreateOptions {
-                trackers,
-                piece_length: Some(PIECE),
-                ..Default::default()
-            },
-            |_| {},
-        )
-        .unwrap();
-        let meta = Metainfo::from_bytes(&torrent).unwrap();
-        let mut at = 0u64;
-        let mut crossing = 0;
-        for f in meta.files() {
-            let end = at + f.length;
-            if f.length > 0 && at / u64::from(PIECE) != (end - 1) / u64::from(PIECE) {
-                crossing += 1;
-            }
-            at = end;
-        }
-        assert!(crossing >= 3, "pieces must cross file boundaries");
+        write_files(&dir, FILES, 7);
+        let (torrent, meta) = create_torrent(&dir, Some(PIECE), trackers);
+        assert!(
+            files_across_pieces(&meta) >= 3,
+            "pieces must cross file boundaries"
+        );
         std::fs::write(work.0.join("cli.torrent"), &torrent).unwrap();
         Self { work, meta }
     }
@@ -129,58 +76,12 @@ impl Content {
 
     /// Every file under `out` equals the seeder's.
     fn assert_fetched(&self, out: &str) {
-        for f in self.meta.files() {
-            let rel = f
-                .path
-                .iter()
-                .fold(PathBuf::from(self.meta.name()), |p, c| p.join(c));
-            let want = std::fs::read(self.work.0.join("seed").join(&rel)).unwrap();
-            let got = std::fs::read(Path::new(out).join(&rel))
-                .unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
-            assert!(want == got, "{} differs", rel.display());
-        }
-    }
-}
-
-async fn server() -> Running {
-    let mut config = test_config();
-    config.http.bind = vec!["127.0.0.1:0".parse().unwrap()];
-    config.udp.bind = vec!["127.0.0.1:0".parse().unwrap()];
-    config.tracker.announce_interval_secs = 2;
-    config.tracker.min_announce_interval_secs = 1;
-    config.registry.peer_timeout_secs = 60;
-    swarmd::start(config, swarmd::Options::default())
-        .await
-        .expect("server starts")
-}
-
-fn v4(addrs: &[SocketAddr]) -> SocketAddr {
-    *addrs.iter().find(|a| a.is_ipv4()).expect("an IPv4 address")
-}
-
-fn http_url(srv: &Running) -> String {
-    format!("http://{}/announce", v4(srv.http_addrs()))
-}
-
-fn udp_url(srv: &Running) -> String {
-    format!("udp://{}/announce", v4(srv.udp_addrs()))
-}
-
-/// Peers (seeders + leechers) our registry holds for `ih`, whichever way they announced.
-fn tracked(srv: &Running, ih: InfoHash) -> u32 {
-    let mut all = Vec::new();
-    srv.registry().full_scrape(1000, &mut all);
-    all.iter()
-        .find(|(h, _)| *h == ih)
-        .map_or(0, |(_, s)| s.complete + s.incomplete)
-}
-
-/// Waits for `cond`, polling, failing at [`DEADLINE`].
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_same_files(
+            &self.meta,
+            &self.work.0.join("seed"),
+            Path::new(out),
+            "swarmd download",
+        );
     }
 }
 
@@ -259,12 +160,7 @@ impl Proc {
 
     /// Sends `sig` (`INT`, `TERM`) to the child.
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{sig}"), self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} failed");
+        signal(self.child.id(), sig);
     }
 
     /// Types `bytes` on the child's stdin (its keyboard, under `script`).
@@ -373,12 +269,12 @@ fn assert_progress_line(line: &str) {
 /// after its `stopped` announce.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_and_download_binaries_trade_through_our_udp_tracker() {
-    let srv = server().await;
+    let srv = server(2).await;
     let c = Content::new(vec![vec![udp_url(&srv)]]);
     let ih = c.info_hash();
     let (torrent, data) = (c.torrent(), c.seed_dir());
     let mut seeder = Proc::swarmd(&["seed", &torrent, "--data", &data]);
-    until("the seeder's started announce over UDP", || {
+    until(DEADLINE, "the seeder's started announce over UDP", || {
         tracked(&srv, ih) == 1
     })
     .await;
@@ -399,10 +295,16 @@ async fn seed_and_download_binaries_trade_through_our_udp_tracker() {
     assert_no_progress(&download.stdout(), "download");
     c.assert_fetched(&out);
     // It announced `stopped` on the way out: only the seeder is left.
-    until("the download's stopped announce", || tracked(&srv, ih) == 1).await;
+    until(DEADLINE, "the download's stopped announce", || {
+        tracked(&srv, ih) == 1
+    })
+    .await;
 
     seeder.signal("INT");
-    until("the seeder's stopped announce", || tracked(&srv, ih) == 0).await;
+    until(DEADLINE, "the seeder's stopped announce", || {
+        tracked(&srv, ih) == 0
+    })
+    .await;
     let code = seeder.exit("swarmd seed").await;
     let stderr = seeder.stderr();
     assert_eq!(code, 130, "stderr: {stderr}");
@@ -416,14 +318,17 @@ async fn seed_and_download_binaries_trade_through_our_udp_tracker() {
 /// come from the `swarmd seed` the tracker names; SIGTERM stops the seeder with 143.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn magnet_download_through_our_http_tracker() {
-    let srv = server().await;
+    let srv = server(2).await;
     let c = Content::new(vec![vec![http_url(&srv)]]);
     let ih = c.info_hash();
     let magnet = c.meta.magnet().to_string();
     assert!(magnet.contains("&tr=http"), "{magnet}");
     let (torrent, data) = (c.torrent(), c.seed_dir());
     let mut seeder = Proc::swarmd(&["seed", &torrent, "--data", &data]);
-    until("the seeder's started announce", || tracked(&srv, ih) == 1).await;
+    until(DEADLINE, "the seeder's started announce", || {
+        tracked(&srv, ih) == 1
+    })
+    .await;
 
     let out = c.out_dir("out");
     let mut download = Proc::swarmd(&["download", &magnet, "-o", &out]);
@@ -432,10 +337,16 @@ async fn magnet_download_through_our_http_tracker() {
     assert_eq!(code, 0, "stderr: {stderr}");
     assert!(stderr.contains("downloaded cli: 100.0%"), "{stderr}");
     c.assert_fetched(&out);
-    until("the download's stopped announce", || tracked(&srv, ih) == 1).await;
+    until(DEADLINE, "the download's stopped announce", || {
+        tracked(&srv, ih) == 1
+    })
+    .await;
 
     seeder.signal("TERM");
-    until("the seeder's stopped announce", || tracked(&srv, ih) == 0).await;
+    until(DEADLINE, "the seeder's stopped announce", || {
+        tracked(&srv, ih) == 0
+    })
+    .await;
     assert_eq!(seeder.exit("swarmd seed").await, 143, "{}", seeder.stderr());
 }
 
@@ -443,7 +354,7 @@ async fn magnet_download_through_our_http_tracker() {
 /// (`--dht`), the download finds it there (`--dht`), then fetches metadata and data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn magnet_download_through_our_dht_node_only() {
-    let srv = server().await;
+    let srv = server(2).await;
     let dht = v4(srv.dht_addrs()).to_string();
     let c = Content::new(Vec::new());
     let ih = c.info_hash();
@@ -452,7 +363,10 @@ async fn magnet_download_through_our_dht_node_only() {
     let (torrent, data) = (c.torrent(), c.seed_dir());
     let mut seeder = Proc::swarmd(&["seed", &torrent, "--data", &data, "--dht", &dht]);
     // Our node stores DHT announces in the same registry the trackers use.
-    until("the seeder's DHT announce", || tracked(&srv, ih) == 1).await;
+    until(DEADLINE, "the seeder's DHT announce", || {
+        tracked(&srv, ih) == 1
+    })
+    .await;
 
     let out = c.out_dir("out");
     let mut download = Proc::swarmd(&["download", &magnet, "-o", &out, "--dht", &dht]);
@@ -470,15 +384,21 @@ async fn magnet_download_through_our_dht_node_only() {
 /// the tracker hears `stopped`, and the summary says so without a terminal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_stops_a_magnet_download_before_its_metadata() {
-    let srv = server().await;
+    let srv = server(2).await;
     let c = Content::new(vec![vec![http_url(&srv)]]);
     let ih = c.info_hash();
     let magnet = c.meta.magnet().to_string();
     let out = c.out_dir("out");
     let mut download = Proc::swarmd(&["download", &magnet, "-o", &out]);
-    until("the download's started announce", || tracked(&srv, ih) == 1).await;
+    until(DEADLINE, "the download's started announce", || {
+        tracked(&srv, ih) == 1
+    })
+    .await;
     download.signal("INT");
-    until("the download's stopped announce", || tracked(&srv, ih) == 0).await;
+    until(DEADLINE, "the download's stopped announce", || {
+        tracked(&srv, ih) == 0
+    })
+    .await;
     let code = download.exit("swarmd download").await;
     let stderr = download.stderr();
     assert_eq!(code, 130, "stderr: {stderr}");
@@ -493,7 +413,7 @@ async fn sigint_stops_a_magnet_download_before_its_metadata() {
 /// percent, rates, peers and ETA, then clears it and prints the summary once complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_on_a_terminal_redraws_its_progress_line() {
-    let srv = server().await;
+    let srv = server(2).await;
     let c = Content::new(vec![vec![http_url(&srv)]]);
     let ih = c.info_hash();
     let (torrent, data, out) = (c.torrent(), c.seed_dir(), c.out_dir("out"));
@@ -502,7 +422,10 @@ async fn download_on_a_terminal_redraws_its_progress_line() {
     download
         .until_stdout("two progress redraws", |s| redraws(s).len() >= 2)
         .await;
-    until("the download's started announce", || tracked(&srv, ih) == 1).await;
+    until(DEADLINE, "the download's started announce", || {
+        tracked(&srv, ih) == 1
+    })
+    .await;
     let mut seeder = Proc::swarmd(&["seed", &torrent, "--data", &data]);
     let code = download.exit("swarmd download on a terminal").await;
     let tty = download.stdout();
@@ -535,18 +458,24 @@ async fn download_on_a_terminal_redraws_its_progress_line() {
 /// and the tracker hears `stopped`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_on_a_terminal_stops_a_magnet_download() {
-    let srv = server().await;
+    let srv = server(2).await;
     let c = Content::new(vec![vec![http_url(&srv)]]);
     let ih = c.info_hash();
     let magnet = c.meta.magnet().to_string();
     let out = c.out_dir("out");
     let mut download = Proc::swarmd_on_terminal(&["download", &magnet, "-o", &out]);
-    until("the download's started announce", || tracked(&srv, ih) == 1).await;
+    until(DEADLINE, "the download's started announce", || {
+        tracked(&srv, ih) == 1
+    })
+    .await;
     download
         .until_stdout("two progress redraws", |s| redraws(s).len() >= 2)
         .await;
     download.type_keys(b"\x03");
-    until("the download's stopped announce", || tracked(&srv, ih) == 0).await;
+    until(DEADLINE, "the download's stopped announce", || {
+        tracked(&srv, ih) == 0
+    })
+    .await;
     let code = download.exit("swarmd download on a terminal").await;
     let tty = download.stdout();
     assert_eq!(code, 130, "terminal: {tty:?}");

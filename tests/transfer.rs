@@ -8,51 +8,20 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::served::BIN;
-use common::test_config;
-use swarmd::Running;
-use swarmd_client_core::session::{
-    StorageConfig, Torrent, TorrentConfig, TorrentHandle, TorrentSource,
+use common::transfer::{
+    assert_same_files, create_torrent, files_across_pieces, finish, http_url, server,
+    session_config, signal, tracked, udp_url, until, v4, write_files, TempDir,
 };
-use swarmd_client_core::{CreateOptions, Metainfo};
-use swarmd_proto::InfoHash;
+use swarmd::Running;
+use swarmd_client_core::session::{Torrent, TorrentConfig, TorrentHandle};
+use swarmd_client_core::Metainfo;
 
 const DEADLINE: Duration = Duration::from_secs(15);
-
-/// A fresh folder under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "swarmd-transfer-{}-{}-{tag}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect()
-}
 
 /// Sizes chosen so that most 32 KiB pieces span two or three files.
 const FILES: &[(&str, usize)] = &[
@@ -76,69 +45,16 @@ struct Content {
 fn content(trackers: Vec<Vec<String>>) -> Content {
     let root = TempDir::new("seed");
     let dir = root.0.join("multi");
-    for (i, (path, len)) in FILES.iter().enumerate() {
-        let p = dir.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, pattern(*len, i as u32)).unwrap();
-    }
-    let torrent = swarmd_client_core::metainfo::create(
-        &dir,
-        &CreateOptions {
-            trackers,
-            piece_length: Some(PIECE),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .unwrap();
-    let meta = Metainfo::from_bytes(&torrent).unwrap();
+    write_files(&dir, FILES, 0);
+    let (torrent, meta) = create_torrent(&dir, Some(PIECE), trackers);
     // The layout really has pieces across file boundaries.
-    let mut at = 0u64;
-    let mut crossing = 0;
-    for f in meta.files() {
-        let end = at + f.length;
-        if f.length > 0 && at / u64::from(PIECE) != (end - 1) / u64::from(PIECE) {
-            crossing += 1;
-        }
-        at = end;
-    }
-    assert!(crossing >= 3 && meta.files().len() == FILES.len());
+    assert!(files_across_pieces(&meta) >= 3 && meta.files().len() == FILES.len());
     Content {
         dir: root.0.clone(),
         _root: root,
         torrent,
         meta,
     }
-}
-
-/// Every file of the torrent under `dir` equals the seeder's.
-fn assert_same_files(meta: &Metainfo, seed: &Path, leech: &Path, who: &str) {
-    for f in meta.files() {
-        let rel = f
-            .path
-            .iter()
-            .fold(PathBuf::from(meta.name()), |p, c| p.join(c));
-        let want = std::fs::read(seed.join(&rel)).unwrap();
-        let got = std::fs::read(leech.join(&rel))
-            .unwrap_or_else(|e| panic!("{who}: {}: {e}", rel.display()));
-        assert!(want == got, "{who}: {} differs", rel.display());
-    }
-}
-
-async fn server() -> Running {
-    let mut config = test_config();
-    config.http.bind = vec!["127.0.0.1:0".parse().unwrap()];
-    config.udp.bind = vec!["127.0.0.1:0".parse().unwrap()];
-    config.tracker.announce_interval_secs = 2;
-    config.tracker.min_announce_interval_secs = 1;
-    config.registry.peer_timeout_secs = 60;
-    swarmd::start(config, swarmd::Options::default())
-        .await
-        .expect("server starts")
-}
-
-fn v4(addrs: &[SocketAddr]) -> SocketAddr {
-    *addrs.iter().find(|a| a.is_ipv4()).expect("an IPv4 address")
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -149,18 +65,13 @@ enum Via {
 }
 
 fn session(c: &Content, dir: &Path, via: Via, srv: &Running, seed: bool) -> TorrentConfig {
-    let mut t = TorrentConfig::new(
-        TorrentSource::Torrent(c.torrent.clone()),
-        StorageConfig::Directory(dir.to_path_buf()),
-    );
-    t.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    t.seed_only = seed;
+    let mut t = session_config(&c.torrent, dir, seed);
     t.announce.retry = Duration::from_millis(300);
     t.announce.max_retry = Duration::from_secs(1);
     t.announce.min_interval = Duration::from_secs(1);
     t.announce.trackers = Some(match via {
-        Via::Http => vec![vec![format!("http://{}/announce", v4(srv.http_addrs()))]],
-        Via::Udp => vec![vec![format!("udp://{}/announce", v4(srv.udp_addrs()))]],
+        Via::Http => vec![vec![http_url(srv)]],
+        Via::Udp => vec![vec![udp_url(srv)]],
         Via::Dht => Vec::new(),
     });
     if let Via::Dht = via {
@@ -183,7 +94,7 @@ async fn complete(h: &TorrentHandle, who: &str) {
 /// One seeder and five leechers meet only through `via` and all finish with the seeder's bytes.
 async fn swarm_through(via: Via) {
     let started = Instant::now();
-    let srv = server().await;
+    let srv = server(2).await;
     let c = content(Vec::new());
     let seeder = Torrent::start(session(&c, &c.dir, via, &srv, true))
         .await
@@ -233,54 +144,21 @@ async fn one_seeder_five_leechers_through_our_dht_node_only() {
     swarm_through(Via::Dht).await;
 }
 
-/// Peers (seeders + leechers) our tracker holds for `ih`.
-fn tracked(srv: &Running, ih: InfoHash) -> u32 {
-    let mut all = Vec::new();
-    srv.registry().full_scrape(1000, &mut all);
-    all.iter()
-        .find(|(h, _)| *h == ih)
-        .map_or(0, |(_, s)| s.complete + s.incomplete)
-}
-
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Runs the binary to completion off the runtime.
+/// Runs the binary to completion (killed at the deadline).
 async fn run_bin(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(BIN)
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if start.elapsed() > DEADLINE {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "swarmd {args:?} did not finish in time; stderr:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
+    let child = Command::new(BIN)
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish(DEADLINE, child, &format!("swarmd {args:?}")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_binary_fetches_through_our_tracker_and_exits_0() {
-    let srv = server().await;
-    let url = format!("http://{}/announce", v4(srv.http_addrs()));
+    let srv = server(2).await;
+    let url = http_url(&srv);
     // The torrent names our tracker: the binary uses the torrent's own trackers by default.
     let c = content(vec![vec![url.clone()]]);
     let seeder = Torrent::start(session(&c, &c.dir, Via::Http, &srv, true))
@@ -308,21 +186,24 @@ async fn download_binary_fetches_through_our_tracker_and_exits_0() {
     assert_same_files(&c.meta, &c.dir, &out_dir, "swarmd download");
     // It announced `stopped` on the way out: only the seeder is left at the tracker.
     let ih = c.meta.info_hash();
-    until("the download's stopped announce", || tracked(&srv, ih) == 1).await;
+    until(DEADLINE, "the download's stopped announce", || {
+        tracked(&srv, ih) == 1
+    })
+    .await;
     eprintln!("swarmd download: {:.2} s", started.elapsed().as_secs_f64());
     seeder.stop().await.unwrap();
 }
 
-/// `swarmd download` with no one to download from, stopped by `signal`: exits `code`, and the
+/// `swarmd download` with no one to download from, stopped by `sig`: exits `code`, and the
 /// tracker hears `stopped`.
-async fn download_stops_on(signal: &str, code: i32) {
-    let srv = server().await;
-    let url = format!("http://{}/announce", v4(srv.http_addrs()));
+async fn download_stops_on(sig: &str, code: i32) {
+    let srv = server(2).await;
+    let url = http_url(&srv);
     let c = content(Vec::new());
     let work = TempDir::new("sig");
     let file = work.0.join("multi.torrent");
     std::fs::write(&file, &c.torrent).unwrap();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .arg("download")
         .arg(&file)
         .arg("-o")
@@ -333,23 +214,16 @@ async fn download_stops_on(signal: &str, code: i32) {
         .spawn()
         .unwrap();
     let ih = c.meta.info_hash();
-    until("the download's started announce", || tracked(&srv, ih) == 1).await;
-    let killed = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    until("the download's stopped announce", || tracked(&srv, ih) == 0).await;
-    let out = tokio::task::spawn_blocking(move || {
-        let start = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            assert!(start.elapsed() < DEADLINE, "swarmd download did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
+    until(DEADLINE, "the download's started announce", || {
+        tracked(&srv, ih) == 1
     })
-    .await
-    .unwrap();
+    .await;
+    signal(child.id(), sig);
+    until(DEADLINE, "the download's stopped announce", || {
+        tracked(&srv, ih) == 0
+    })
+    .await;
+    let out = finish(DEADLINE, child, "swarmd download").await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
     assert!(stderr.contains("interrupted multi"), "stderr: {stderr}");
@@ -357,12 +231,12 @@ async fn download_stops_on(signal: &str, code: i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_binary_stops_cleanly_on_sigint() {
-    download_stops_on("-INT", 130).await;
+    download_stops_on("INT", 130).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_binary_stops_cleanly_on_sigterm() {
-    download_stops_on("-TERM", 143).await;
+    download_stops_on("TERM", 143).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

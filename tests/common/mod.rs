@@ -5,6 +5,7 @@
 
 pub mod krpc;
 pub mod served;
+pub mod transfer;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

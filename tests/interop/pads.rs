@@ -11,20 +11,17 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::test_config;
-use sha1::{Digest, Sha1};
-use swarmd::Running;
-use swarmd_client_core::session::{StorageConfig, Torrent, TorrentConfig, TorrentSource};
+use common::transfer::{
+    final_report, finish, hashes, http_url, require_libtorrent, server, session_config, tracked,
+    until, write_files, LtSeeder, TempDir, PYTHON,
+};
+use swarmd_client_core::session::Torrent;
 use swarmd_client_core::Metainfo;
-use swarmd_proto::InfoHash;
 
-const PYTHON: &str = "/usr/bin/python3";
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/interop/libtorrent_pads.py"
@@ -32,58 +29,6 @@ const SCRIPT: &str = concat!(
 const DEADLINE: Duration = Duration::from_secs(60);
 /// Piece length of the test torrents: small, so there are many pads and pieces.
 const PIECE_LEN: u32 = 32 << 10;
-
-fn require_libtorrent() {
-    let out = Command::new(PYTHON)
-        .args(["-c", "import libtorrent; print(libtorrent.__version__)"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "python3-libtorrent is required for this test (scripts/install-deps.sh installs it): {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!(
-            "python3-libtorrent is required for this test (scripts/install-deps.sh installs it): cannot run {PYTHON}: {e}"
-        ),
-    }
-}
-
-/// A fresh folder under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("swarmd-pads-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process killed (and reaped) on drop, so a failing test leaves nothing behind.
-struct Reaped(Option<Child>);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect()
-}
 
 /// Which kind of torrent libtorrent makes (the helper's FLAVOR).
 #[derive(Debug, Clone, Copy)]
@@ -108,18 +53,16 @@ impl Flavor {
 /// returns the torrent's bytes and metainfo. Asserts the torrent has pad files.
 fn make_torrent(root: &Path, url: &str, flavor: Flavor) -> (Vec<u8>, Metainfo) {
     let dir = root.join("padded");
-    std::fs::create_dir_all(dir.join("sub")).unwrap();
-    for (i, (name, len)) in [
-        ("first.bin", 1_234_567),
-        ("second.bin", 345_678),
-        ("sub/third.bin", 98_765),
-        ("tiny.bin", 3),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        std::fs::write(dir.join(name), pattern(len, i as u32 + 1)).unwrap();
-    }
+    write_files(
+        &dir,
+        &[
+            ("first.bin", 1_234_567),
+            ("second.bin", 345_678),
+            ("sub/third.bin", 98_765),
+            ("tiny.bin", 3),
+        ],
+        1,
+    );
     let path = root.join("padded.torrent");
     let out = Command::new(PYTHON)
         .arg(SCRIPT)
@@ -159,19 +102,6 @@ fn make_torrent(root: &Path, url: &str, flavor: Flavor) -> (Vec<u8>, Metainfo) {
     (bytes, meta)
 }
 
-/// SHA-1 of each real (not pad) file of the torrent under `root`, in order.
-fn hashes(meta: &Metainfo, root: &Path) -> Vec<String> {
-    meta.files()
-        .iter()
-        .filter(|f| !f.is_pad())
-        .map(|f| {
-            let p = f.path.iter().fold(root.join(meta.name()), |p, c| p.join(c));
-            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            format!("{:x}", Sha1::digest(&bytes))
-        })
-        .collect()
-}
-
 /// Bytes of the real (not pad) files.
 fn real_bytes(meta: &Metainfo) -> u64 {
     meta.files()
@@ -198,95 +128,11 @@ fn tree(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-async fn server() -> Running {
-    let mut config = test_config();
-    config.http.bind = vec!["127.0.0.1:0".parse().unwrap()];
-    config.udp.bind = vec!["127.0.0.1:0".parse().unwrap()];
-    config.tracker.announce_interval_secs = 5;
-    config.tracker.min_announce_interval_secs = 1;
-    config.registry.peer_timeout_secs = 60;
-    swarmd::start(config, swarmd::Options::default())
-        .await
-        .expect("server starts")
-}
-
-fn http_url(srv: &Running) -> String {
-    let a = srv.http_addrs().iter().find(|a| a.is_ipv4()).unwrap();
-    // libtorrent accepts a loopback tracker only with exactly this path.
-    format!("http://{a}/announce")
-}
-
-/// Peers (seeders + leechers) our tracker holds for `ih`.
-fn tracked(srv: &Running, ih: InfoHash) -> u32 {
-    let mut all = Vec::new();
-    srv.registry().full_scrape(1000, &mut all);
-    all.iter()
-        .find(|(h, _)| *h == ih)
-        .map_or(0, |(_, s)| s.complete + s.incomplete)
-}
-
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits for `child` off the runtime (killing it at the deadline); its output.
-async fn finish(child: Child, what: &'static str) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        let mut reaped = Reaped(Some(child));
-        let start = Instant::now();
-        while reaped.0.as_mut().unwrap().try_wait().unwrap().is_none() {
-            if start.elapsed() > DEADLINE + Duration::from_secs(10) {
-                let mut c = reaped.0.take().unwrap();
-                let _ = c.kill();
-                let out = c.wait_with_output().unwrap();
-                panic!(
-                    "{what} did not finish in time; stdout:\n{}\nstderr:\n{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        reaped.0.take().unwrap().wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-/// Reads one JSON line from the helper's stdout, off the runtime.
-async fn json_line(out: BufReader<ChildStdout>) -> (serde_json::Value, BufReader<ChildStdout>) {
-    let (line, out) = tokio::task::spawn_blocking(move || {
-        let mut out = out;
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        (line, out)
-    })
-    .await
-    .unwrap();
-    let v = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("no status line from libtorrent ({e}): {line:?}"));
-    (v, out)
-}
-
-fn session_config(torrent: &[u8], dir: &Path, seed: bool) -> TorrentConfig {
-    let mut c = TorrentConfig::new(
-        TorrentSource::Torrent(torrent.to_vec()),
-        StorageConfig::Directory(dir.to_path_buf()),
-    );
-    c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    c.seed_only = seed;
-    c
-}
-
 /// A client-core torrent seeds a libtorrent-made padded torrent through our tracker;
 /// libtorrent downloads it to 100%.
 async fn swarmd_seeds_libtorrent_downloads(flavor: Flavor, tag: &str) {
     require_libtorrent();
-    let srv = server().await;
+    let srv = server(5).await;
     let url = http_url(&srv);
     let work = TempDir::new(tag);
     let seed_root = work.0.join("seed");
@@ -301,7 +147,7 @@ async fn swarmd_seeds_libtorrent_downloads(flavor: Flavor, tag: &str) {
         .expect("the seeder checks its files in time")
         .unwrap();
     let ih = meta.info_hash();
-    until("our seeder's announce", || tracked(&srv, ih) == 1).await;
+    until(DEADLINE, "our seeder's announce", || tracked(&srv, ih) == 1).await;
 
     let lt_dir = work.0.join("lt");
     std::fs::create_dir_all(&lt_dir).unwrap();
@@ -316,15 +162,13 @@ async fn swarmd_seeds_libtorrent_downloads(flavor: Flavor, tag: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = finish(lt, "libtorrent download").await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| {
-            panic!(
-                "no report from libtorrent ({e}): {stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let out = finish(
+        DEADLINE + Duration::from_secs(10),
+        lt,
+        "libtorrent download",
+    )
+    .await;
+    let report = final_report(&out);
     assert_eq!(
         report["ok"], true,
         "libtorrent did not complete: {report:#}"
@@ -349,35 +193,17 @@ async fn swarmd_seeds_libtorrent_downloads(flavor: Flavor, tag: &str) {
 /// tracker without writing a pad file.
 async fn libtorrent_seeds_swarmd_downloads(flavor: Flavor, tag: &str) {
     require_libtorrent();
-    let srv = server().await;
+    let srv = server(5).await;
     let url = http_url(&srv);
     let work = TempDir::new(tag);
     let seed_root = work.0.join("seed");
     let (torrent, meta) = make_torrent(&seed_root, &url, flavor);
     let want = hashes(&meta, &seed_root);
 
-    let mut lt = Command::new(PYTHON)
-        .arg(SCRIPT)
-        .arg("seed")
-        .arg(seed_root.join("padded.torrent"))
-        .arg(&seed_root)
-        .arg(&url)
-        .arg("120")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lt_out = BufReader::new(lt.stdout.take().unwrap());
-    let lt_in = lt.stdin.take().unwrap();
-    let mut lt = Reaped(Some(lt));
-    let (ready, lt_out) = json_line(lt_out).await;
-    assert_eq!(
-        ready["seeding"], true,
-        "libtorrent did not start seeding: {ready:#}"
-    );
+    let torrent_path = seed_root.join("padded.torrent");
+    let mut lt = LtSeeder::start(SCRIPT, &torrent_path, &seed_root, &url).await;
     let ih = meta.info_hash();
-    until("libtorrent's announce", || tracked(&srv, ih) >= 1).await;
+    until(DEADLINE, "libtorrent's announce", || tracked(&srv, ih) >= 1).await;
 
     let out_dir = work.0.join("out");
     let leecher = Torrent::start(session_config(&torrent, &out_dir, false))
@@ -411,14 +237,12 @@ async fn libtorrent_seeds_swarmd_downloads(flavor: Flavor, tag: &str) {
         "{on_disk:?}"
     );
 
-    drop(lt_in);
-    let (report, _) = json_line(lt_out).await;
+    let report = lt.stop().await;
     assert!(
         report["uploaded"].as_u64().unwrap() >= real_bytes(&meta),
         "libtorrent uploaded less than the files: {report:#}"
     );
-    let status = lt.0.take().unwrap().wait().unwrap();
-    assert!(status.success());
+    assert!(lt.wait().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

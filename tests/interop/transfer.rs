@@ -11,42 +11,24 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader, Write as _};
-use std::net::SocketAddr;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::served::BIN;
-use common::test_config;
-use sha1::{Digest, Sha1};
-use swarmd::Running;
-use swarmd_client_core::session::{StorageConfig, Torrent, TorrentConfig, TorrentSource};
-use swarmd_client_core::{CreateOptions, Metainfo};
-use swarmd_proto::InfoHash;
+use common::transfer::{
+    create_torrent, final_report, finish, hashes, http_url, pattern, rel_path, require_libtorrent,
+    server, session_config, signal, tracked, until, write_files, LtSeeder, Reaped, TempDir, PYTHON,
+};
+use swarmd_client_core::session::Torrent;
+use swarmd_client_core::Metainfo;
 
-const PYTHON: &str = "/usr/bin/python3";
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/interop/libtorrent_transfer.py"
 );
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn require_libtorrent() {
-    let out = Command::new(PYTHON)
-        .args(["-c", "import libtorrent; print(libtorrent.__version__)"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "python3-libtorrent is required for this test (scripts/install-deps.sh installs it): {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!(
-            "python3-libtorrent is required for this test (scripts/install-deps.sh installs it): cannot run {PYTHON}: {e}"
-        ),
-    }
-}
 
 fn require_aria2() {
     match Command::new("aria2c").arg("--version").output() {
@@ -61,172 +43,31 @@ fn require_aria2() {
     }
 }
 
-/// A fresh folder under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("swarmd-xfer-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process killed (and reaped) on drop, so a failing test leaves nothing behind.
-struct Reaped(Option<Child>);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect()
-}
-
 /// Writes a two-file folder `root/NAME` (the files meet inside a piece) and its v1 `.torrent`
 /// naming `url`; returns the torrent's path and metainfo.
 fn make_torrent(root: &Path, name: &str, url: &str) -> (PathBuf, Metainfo) {
     let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("first.bin"), pattern(1_234_567, 1)).unwrap();
-    std::fs::write(dir.join("second.bin"), pattern(2_345_678, 2)).unwrap();
-    let torrent = swarmd_client_core::metainfo::create(
+    write_files(
         &dir,
-        &CreateOptions {
-            trackers: vec![vec![url.to_owned()]],
-            piece_length: Some(64 << 10),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .unwrap();
+        &[("first.bin", 1_234_567), ("second.bin", 2_345_678)],
+        1,
+    );
+    let (torrent, meta) = create_torrent(&dir, Some(64 << 10), vec![vec![url.to_owned()]]);
     let path = root.join(format!("{name}.torrent"));
     std::fs::write(&path, &torrent).unwrap();
-    (path, Metainfo::from_bytes(&torrent).unwrap())
-}
-
-/// SHA-1 of each file of the torrent under `root`, in order.
-fn hashes(meta: &Metainfo, root: &Path) -> Vec<String> {
-    meta.files()
-        .iter()
-        .map(|f| {
-            let p = f.path.iter().fold(root.join(meta.name()), |p, c| p.join(c));
-            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            format!("{:x}", Sha1::digest(&bytes))
-        })
-        .collect()
-}
-
-async fn server() -> Running {
-    let mut config = test_config();
-    config.http.bind = vec!["127.0.0.1:0".parse().unwrap()];
-    config.udp.bind = vec!["127.0.0.1:0".parse().unwrap()];
-    config.tracker.announce_interval_secs = 5;
-    config.tracker.min_announce_interval_secs = 1;
-    config.registry.peer_timeout_secs = 60;
-    swarmd::start(config, swarmd::Options::default())
-        .await
-        .expect("server starts")
-}
-
-fn http_url(srv: &Running) -> String {
-    let a = srv.http_addrs().iter().find(|a| a.is_ipv4()).unwrap();
-    // libtorrent accepts a loopback tracker only with exactly this path.
-    format!("http://{a}/announce")
-}
-
-/// Peers (seeders + leechers) our tracker holds for `ih`.
-fn tracked(srv: &Running, ih: InfoHash) -> u32 {
-    let mut all = Vec::new();
-    srv.registry().full_scrape(1000, &mut all);
-    all.iter()
-        .find(|(h, _)| *h == ih)
-        .map_or(0, |(_, s)| s.complete + s.incomplete)
-}
-
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits for `child` off the runtime (killing it at the deadline); its output.
-async fn finish(child: Child, what: &'static str) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        let mut reaped = Reaped(Some(child));
-        let start = Instant::now();
-        while reaped.0.as_mut().unwrap().try_wait().unwrap().is_none() {
-            if start.elapsed() > DEADLINE {
-                let mut c = reaped.0.take().unwrap();
-                let _ = c.kill();
-                let out = c.wait_with_output().unwrap();
-                panic!(
-                    "{what} did not finish in time; stdout:\n{}\nstderr:\n{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        reaped.0.take().unwrap().wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
+    (path, meta)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libtorrent_seeds_and_swarmd_download_fetches_through_our_tracker() {
     require_libtorrent();
-    let srv = server().await;
+    let srv = server(5).await;
     let work = TempDir::new("lt-seed");
     let seed_root = work.0.join("seed");
     let (torrent, meta) = make_torrent(&seed_root, "ltpayload", &http_url(&srv));
     let want = hashes(&meta, &seed_root);
 
-    let mut lt = Command::new(PYTHON)
-        .arg(SCRIPT)
-        .arg("seed")
-        .arg(&torrent)
-        .arg(&seed_root)
-        .arg(http_url(&srv))
-        .arg("120")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lt_out = BufReader::new(lt.stdout.take().unwrap());
-    let lt_in = lt.stdin.take().unwrap();
-    let lt = Reaped(Some(lt));
-    let (first, lt_out) = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        lt_out.read_line(&mut line).unwrap();
-        (line, lt_out)
-    })
-    .await
-    .unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&first)
-        .unwrap_or_else(|e| panic!("libtorrent seeder gave no status ({e}): {first:?}"));
-    assert_eq!(
-        ready["seeding"], true,
-        "libtorrent did not start seeding: {ready:#}"
-    );
+    let mut lt = LtSeeder::start(SCRIPT, &torrent, &seed_root, &http_url(&srv)).await;
     assert_eq!(tracked(&srv, meta.info_hash()), 1);
 
     // The real binary, with the torrent's own tracker (ours).
@@ -241,7 +82,7 @@ async fn libtorrent_seeds_and_swarmd_download_fetches_through_our_tracker() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = finish(dl, "swarmd download").await;
+    let out = finish(DEADLINE, dl, "swarmd download").await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "swarmd download failed: {stderr}");
     eprintln!(
@@ -250,34 +91,23 @@ async fn libtorrent_seeds_and_swarmd_download_fetches_through_our_tracker() {
     );
     assert_eq!(hashes(&meta, &out_dir), want, "downloaded files differ");
     // swarmd announced `stopped`: only libtorrent is left at the tracker.
-    until("swarmd's stopped announce", || {
+    until(DEADLINE, "swarmd's stopped announce", || {
         tracked(&srv, meta.info_hash()) == 1
     })
     .await;
 
-    drop(lt_in);
-    let (last, mut lt) = tokio::task::spawn_blocking(move || {
-        let mut lt_out = lt_out;
-        let mut line = String::new();
-        lt_out.read_line(&mut line).unwrap();
-        (line, lt)
-    })
-    .await
-    .unwrap();
-    let report: serde_json::Value = serde_json::from_str(&last)
-        .unwrap_or_else(|e| panic!("libtorrent gave no final report ({e}): {last:?}"));
+    let report = lt.stop().await;
     assert!(
         report["uploaded"].as_u64().unwrap() >= meta.total_length(),
         "libtorrent uploaded less than the torrent: {report:#}"
     );
-    let status = lt.0.take().unwrap().wait().unwrap();
-    assert!(status.success());
+    assert!(lt.wait().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swarmd_seed_and_aria2_fetches_through_our_tracker() {
     require_aria2();
-    let srv = server().await;
+    let srv = server(5).await;
     let work = TempDir::new("aria2");
     let seed_root = work.0.join("seed");
     let (torrent, meta) = make_torrent(&seed_root, "ariapayload", &http_url(&srv));
@@ -295,7 +125,10 @@ async fn swarmd_seed_and_aria2_fetches_through_our_tracker() {
     let pid = seeder.id();
     let mut seeder = Reaped(Some(seeder));
     let ih = meta.info_hash();
-    until("swarmd seed's started announce", || tracked(&srv, ih) == 1).await;
+    until(DEADLINE, "swarmd seed's started announce", || {
+        tracked(&srv, ih) == 1
+    })
+    .await;
 
     let out_dir = work.0.join("out");
     let started = Instant::now();
@@ -319,7 +152,7 @@ async fn swarmd_seed_and_aria2_fetches_through_our_tracker() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = finish(aria, "aria2c").await;
+    let out = finish(DEADLINE, aria, "aria2c").await;
     assert!(
         out.status.success(),
         "aria2c failed: {}\n{}",
@@ -333,13 +166,12 @@ async fn swarmd_seed_and_aria2_fetches_through_our_tracker() {
     assert_eq!(hashes(&meta, &out_dir), want, "aria2's files differ");
 
     // Ctrl-C: swarmd seed announces `stopped` and exits 130.
-    let killed = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    until("swarmd seed's stopped announce", || tracked(&srv, ih) == 0).await;
-    let out = finish(seeder.0.take().unwrap(), "swarmd seed").await;
+    signal(pid, "INT");
+    until(DEADLINE, "swarmd seed's stopped announce", || {
+        tracked(&srv, ih) == 0
+    })
+    .await;
+    let out = finish(DEADLINE, seeder.0.take().unwrap(), "swarmd seed").await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
     let uploaded: u64 = stderr
@@ -366,7 +198,7 @@ async fn swarmd_seed_and_aria2_fetches_through_our_tracker() {
 #[ignore = "throughput figure: 256 MiB on disk; run with --release --ignored --nocapture"]
 async fn throughput_256_mib_swarmd_beside_libtorrent() {
     require_libtorrent();
-    let srv = server().await;
+    let srv = server(5).await;
     let url = http_url(&srv);
     let work = TempDir::new("throughput");
     let seed_root = work.0.join("seed");
@@ -379,34 +211,20 @@ async fn throughput_256_mib_swarmd_beside_libtorrent() {
                 .unwrap();
         }
     }
-    let torrent = swarmd_client_core::metainfo::create(
-        &dir,
-        &CreateOptions {
-            trackers: vec![vec![url.clone()]],
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .unwrap();
-    let meta = Metainfo::from_bytes(&torrent).unwrap();
+    let (torrent, meta) = create_torrent(&dir, None, vec![vec![url.clone()]]);
     let ih = meta.info_hash();
     let tpath = work.0.join("big.torrent");
     std::fs::write(&tpath, &torrent).unwrap();
     let want = hashes(&meta, &seed_root);
 
     // swarmd -> swarmd, both announcing to the torrent's tracker (ours).
-    let cfg = |dir: &Path, seed: bool| {
-        let mut c = TorrentConfig::new(
-            TorrentSource::Torrent(torrent.clone()),
-            StorageConfig::Directory(dir.to_path_buf()),
-        );
-        c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        c.seed_only = seed;
-        c
-    };
+    let cfg = |dir: &Path, seed: bool| session_config(&torrent, dir, seed);
     let seeder = Torrent::start(cfg(&seed_root, true)).await.unwrap();
     seeder.wait_complete().await.unwrap();
-    until("the swarmd seeder's announce", || tracked(&srv, ih) == 1).await;
+    until(DEADLINE, "the swarmd seeder's announce", || {
+        tracked(&srv, ih) == 1
+    })
+    .await;
     let sw_dir = work.0.join("sw");
     let start = Instant::now();
     let leecher = Torrent::start(cfg(&sw_dir, false)).await.unwrap();
@@ -433,7 +251,7 @@ async fn throughput_256_mib_swarmd_beside_libtorrent() {
     seeder.stop().await.unwrap();
     assert_eq!(hashes(&meta, &sw_dir), want);
     // Both announced `stopped`: libtorrent's leecher will be given its own seeder only.
-    until("the swarmd sessions' stopped announces", || {
+    until(DEADLINE, "the swarmd sessions' stopped announces", || {
         tracked(&srv, ih) == 0
     })
     .await;
@@ -453,15 +271,8 @@ async fn throughput_256_mib_swarmd_beside_libtorrent() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = finish(child, "libtorrent pair").await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| {
-            panic!(
-                "no report from libtorrent ({e}): {stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let out = finish(DEADLINE, child, "libtorrent pair").await;
+    let report = final_report(&out);
     assert_eq!(report["ok"], true, "{report:#}");
     let lt_secs = report["seconds"].as_f64().unwrap();
     let lt_synced = report["synced"].as_f64().unwrap();
@@ -493,7 +304,7 @@ async fn throughput_256_mib_swarmd_beside_libtorrent() {
 /// leecher completes.
 fn fsync_files(meta: &Metainfo, root: &Path) {
     for f in meta.files() {
-        let p = f.path.iter().fold(root.join(meta.name()), |p, c| p.join(c));
+        let p = root.join(rel_path(meta, f));
         std::fs::File::open(&p)
             .and_then(|f| f.sync_all())
             .unwrap_or_else(|e| panic!("fsync {}: {e}", p.display()));
