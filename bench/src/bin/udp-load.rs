@@ -176,11 +176,15 @@ fn main() -> anyhow::Result<()> {
                 let id = connect(&sock, &mut buf)?;
                 sock.set_read_timeout(Some(Duration::from_millis(20)))?;
                 let mut rng = StdRng::seed_from_u64(s as u64 + 100);
-                let pick_url = |rng: &mut StdRng| -> &str {
+                // Keys come from their own generator, so a run with passkeys sends the same
+                // peers, hashes and mix as one without (only the URL data differs), and the
+                // two can be compared on the same server.
+                let mut key_rng = StdRng::seed_from_u64(s as u64 + 1_000);
+                let mut pick_url = move || -> &str {
                     if urls.is_empty() {
                         ""
                     } else {
-                        urls[rng.random_range(0..urls.len())].as_str()
+                        urls[key_rng.random_range(0..urls.len())].as_str()
                     }
                 };
                 let mut packets: Vec<Vec<u8>> = Vec::new();
@@ -195,7 +199,7 @@ fn main() -> anyhow::Result<()> {
                             info_hash: hashes[i / per_hash],
                             port: 1025 + (i % per_hash) as u16,
                             seeder: i % 2 == 0,
-                            url: pick_url(&mut rng),
+                            url: pick_url(),
                         };
                         announce(&mut p, &a, &mut rng, 0);
                         packets.push(p);
@@ -214,7 +218,7 @@ fn main() -> anyhow::Result<()> {
                                 info_hash: hashes[skewed(&mut rng, hashes.len())],
                                 port: rng.random_range(1025..=65535),
                                 seeder: i % 2 == 0,
-                                url: pick_url(&mut rng),
+                                url: pick_url(),
                             };
                             announce(&mut p, &a, &mut rng, args.num_want);
                         } else {
