@@ -23,27 +23,13 @@ Run with /usr/bin/python3 (Debian's python3-libtorrent).
 
 import json
 import os
-import select
 import sys
 import time
 
 import libtorrent as lt
 
-
-def session():
-    return lt.session({
-        "listen_interfaces": "127.0.0.1:0",
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "allow_multiple_connections_per_ip": True,
-        "download_rate_limit": 0,
-        "upload_rate_limit": 0,
-        "alert_mask": lt.alert.category_t.status_notification
-        | lt.alert.category_t.tracker_notification
-        | lt.alert.category_t.error_notification,
-    })
+# The session settings and the seeding loop are libtorrent_transfer.py's (same directory).
+from libtorrent_transfer import seed, session
 
 
 def make(src, out, url, piece_len, flavor):
@@ -69,35 +55,6 @@ def make(src, out, url, piece_len, flavor):
         "files": len(files),
         "v2": b"meta version" in entry[b"info"],
     }), flush=True)
-
-
-def seed(torrent, save, url, timeout):
-    ses = session()
-    h = ses.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
-    h.replace_trackers([lt.announce_entry(url)])
-    deadline = time.time() + timeout
-    log, replied = [], False
-    while time.time() < deadline:
-        for a in ses.pop_alerts():
-            log.append(type(a).__name__ + ": " + a.message())
-            replied = replied or isinstance(a, lt.tracker_reply_alert)
-        st = h.status()
-        if replied and st.is_seeding:
-            break
-        time.sleep(0.02)
-    else:
-        st = h.status()
-        print(json.dumps({"seeding": False, "progress": st.progress, "log": log[-30:]}),
-              flush=True)
-        sys.exit(1)
-    print(json.dumps({"seeding": True, "port": ses.listen_port()}), flush=True)
-    while time.time() < deadline:
-        r, _, _ = select.select([sys.stdin], [], [], 0.1)
-        if r and not sys.stdin.readline():
-            break
-        ses.pop_alerts()
-    st = h.status()
-    print(json.dumps({"uploaded": st.total_payload_upload}), flush=True)
 
 
 def download(torrent, save, url, timeout):

@@ -105,7 +105,9 @@ def seed(torrent, save, url, timeout):
             break
         time.sleep(0.02)
     else:
-        print(json.dumps({"seeding": False, "log": log[-30:]}), flush=True)
+        st = h.status()
+        print(json.dumps({"seeding": False, "progress": st.progress, "log": log[-30:]}),
+              flush=True)
         sys.exit(1)
     print(json.dumps({"seeding": True, "port": ses.listen_port()}), flush=True)
     while time.time() < deadline:
