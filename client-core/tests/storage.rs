@@ -4,9 +4,9 @@
 //! The recheck speed figure is an ignored test; run it with
 //! `cargo test -p swarmd-client-core --release --test storage -- --ignored --nocapture`.
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
@@ -19,28 +19,7 @@ use swarmd_client_core::storage::{
 use swarmd_client_core::Metainfo;
 use swarmd_proto::bencode::Value;
 
-/// A fresh folder under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "swarmd-storage-{}-{}-{tag}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::TempDir;
 
 fn layout_of(piece: u64, lens: &[u64]) -> Layout {
     Layout::new(
