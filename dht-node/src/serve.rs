@@ -189,6 +189,7 @@ impl DhtNode {
                     peer_id: None,
                     client,
                     transfer: None,
+                    now: None,
                 })
                 .is_allowed()
     }

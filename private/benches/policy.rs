@@ -72,6 +72,7 @@ fn bench_announce(c: &mut Criterion) {
                 event: Event::None,
                 port: p.port,
             }),
+            now: None,
         })
     };
     for p in &peers {
@@ -102,6 +103,7 @@ fn bench_announce(c: &mut Criterion) {
                     event: Event::None,
                     port: p.port,
                 }),
+                now: None,
             })
         })
     });

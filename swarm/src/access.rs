@@ -48,6 +48,9 @@ pub struct AccessRequest<'a> {
     /// What an announcing client reports about its transfer; `None` for scrapes and over the
     /// DHT. Accounting policies record it (see [`AccessPolicy::announce`]).
     pub transfer: Option<Transfer>,
+    /// The server clock's reading, when the caller already has one for this request (a UDP
+    /// worker reads it once per batch); `None` lets a policy that needs the time read it.
+    pub now: Option<crate::clock::Secs>,
 }
 
 /// The transfer figures a client reports in a tracker announce (BEP 3): totals since its
@@ -151,6 +154,7 @@ mod tests {
             peer_id: None,
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
             transfer: None,
+            now: None,
         };
         let p = OpenPolicy;
         assert!(p.announce(&req).is_allowed());

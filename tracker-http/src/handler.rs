@@ -234,6 +234,7 @@ impl Tracker {
                 ip = claimed.to_canonical();
             }
         }
+        let now = self.clock.now();
         let access = self.policy.announce(&AccessRequest {
             protocol: Protocol::Http,
             info_hash: &q.info_hash,
@@ -247,6 +248,7 @@ impl Tracker {
                 event: q.event,
                 port: q.port,
             }),
+            now: Some(now),
         });
         if let Access::Deny(reason) = access {
             return fail(&mut s.body, &reason, Outcome::Denied);
@@ -262,7 +264,7 @@ impl Tracker {
             left: q.left,
             numwant: numwant as usize,
         };
-        let outcome = match self.registry.announce(&req, self.clock.now(), &mut s.peers) {
+        let outcome = match self.registry.announce(&req, now, &mut s.peers) {
             Ok(o) => o,
             Err(e @ AnnounceError::TorrentLimit) => {
                 return fail(&mut s.body, &e.to_string(), Outcome::Limit)
@@ -352,6 +354,7 @@ impl Tracker {
                     peer_id: None,
                     client: ip,
                     transfer: None,
+                    now: None,
                 });
                 match access {
                     Access::Allow => {

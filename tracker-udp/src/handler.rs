@@ -242,6 +242,7 @@ impl UdpTracker {
                 event: req.event,
                 port: req.port,
             }),
+            now: Some(now),
         });
         if let Access::Deny(reason) = access {
             self.fail(out, tid, &reason);
@@ -298,6 +299,7 @@ impl UdpTracker {
                     peer_id: None,
                     client: ip,
                     transfer: None,
+                    now: None,
                 })
                 .is_allowed();
             let st = if allowed {

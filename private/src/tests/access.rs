@@ -272,6 +272,7 @@ fn dht(fx: &Fx, h: InfoHash) -> Access {
         peer_id: None,
         client: CLIENT,
         transfer: None,
+        now: None,
     };
     let a = fx.policy.announce(&req);
     assert_eq!(fx.policy.scrape(&req), a);

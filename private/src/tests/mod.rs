@@ -202,6 +202,7 @@ impl<'a> Ann<'a> {
                 event: self.event,
                 port: self.port,
             }),
+            now: None,
         }
     }
 
