@@ -21,13 +21,14 @@ use crate::{report, store};
 /// Adds a freshly issued key to the view.
 fn insert_key(view: &mut View, key: &Passkey) {
     if let Some(bytes) = KeyBytes::new(key.key.as_bytes()) {
-        view.keys.insert(
+        view.insert_key(
             bytes,
             KeyEntry {
                 id: key.id,
                 user_id: key.user_id,
                 expires_at: key.expires_at,
                 revoked: key.revoked_at.is_some(),
+                user: None,
             },
         );
     }
@@ -61,7 +62,7 @@ impl PrivatePolicy {
         let key = store::insert_key(&tx, user.id, None, now)?;
         tx.commit()?;
         let mut view = self.view.write();
-        view.users.insert(user.id, UserEntry { disabled: false });
+        view.set_user(user.id, UserEntry { disabled: false });
         insert_key(&mut view, &key);
         self.metrics.users.set(view.users.len() as i64);
         tracing::info!(user_id = user.id, name, "user created");
@@ -99,7 +100,7 @@ impl PrivatePolicy {
         }
         tx.commit()?;
         let mut view = self.view.write();
-        view.users.insert(id, UserEntry { disabled });
+        view.set_user(id, UserEntry { disabled });
         if disabled {
             let evicted = self.evict(|s| s.user_id == id);
             tracing::info!(user_id = id, evicted, "user disabled");

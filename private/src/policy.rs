@@ -144,9 +144,12 @@ impl PrivatePolicy {
         let mut conn = self.conn.lock();
         let now = self.now();
         let mut taken = Taken::default();
-        for shard in self.torrents.iter() {
+        for cell in self.torrents.iter() {
             let (records, idle) = (taken.pending.len(), taken.idle);
-            shard.lock().take(now, self.limits.peer_timeout, &mut taken);
+            let mut shard = cell.lock();
+            shard.take(now, self.limits.peer_timeout, &mut taken);
+            cell.publish_hints(&shard.hints);
+            drop(shard);
             self.metrics
                 .pending_records
                 .sub((taken.pending.len() - records) as i64);
@@ -292,7 +295,7 @@ impl PrivatePolicy {
     /// accounting: an eviction (which write-locks the view) never races a session being
     /// re-created with a key it just revoked.
     fn tracker_request(&self, req: &AccessRequest<'_>, announce: bool) -> Access {
-        let now = self.clock.now();
+        let now = req.now.unwrap_or_else(|| self.clock.now());
         let view = self.view.read();
         if announce {
             if let Some(peer_id) = req.peer_id {
@@ -306,8 +309,8 @@ impl PrivatePolicy {
         let key = view.check_key(req.passkey, i64::from(now));
         let transfer = req.transfer.filter(|_| announce);
         let h = req.info_hash;
-        let (bits, shard) = self.torrents.locate(h);
-        let mut guard = shard.lock();
+        let (bits, cell) = self.torrents.locate(h);
+        let mut guard = cell.lock();
         let shard = &mut *guard;
         let (out, user_id, addr) = match shard.active.get_mut(h) {
             // One lookup: the allow-list entry, the sessions and the pending records.
@@ -341,7 +344,9 @@ impl PrivatePolicy {
                 )
             }
         };
-        shard.hints.note(bits, addr, shard.active.len());
+        if shard.hints.note(bits, addr, shard.active.len()) {
+            cell.publish_hints(&shard.hints);
+        }
         drop(guard);
         drop(view);
         if out.sessions_delta != 0 {

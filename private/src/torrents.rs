@@ -17,8 +17,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher as _};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use swarmd_proto::InfoHash;
+use swarmd_swarm::prefetch::Published;
 use swarmd_swarm::Prefetch;
 
 use crate::hashing::InfoHashState;
@@ -52,9 +53,12 @@ pub(crate) struct Hints {
     slots: Vec<usize>,
 }
 
-/// Cache lines of a torrent's state worth fetching ahead: the map bucket with its inline
-/// session and pending record.
-const HINT_LINES: usize = size_of::<(InfoHash, TorrentState)>().div_ceil(64);
+/// What a hint fetches ahead is the torrent's whole (key, state) map bucket, with its inline
+/// first session and pending record, wherever the map put the key (before the state, as it
+/// does today, or after it): from this many bytes before the noted state's address...
+const HINT_BEFORE: usize = size_of::<InfoHash>().next_multiple_of(align_of::<TorrentState>());
+/// ...to this many after it.
+const HINT_AFTER: usize = size_of::<(InfoHash, TorrentState)>();
 
 impl Hints {
     /// The slot of hash bits `bits`.
@@ -65,25 +69,41 @@ impl Hints {
     }
 
     /// Notes that the state of the torrent with hash bits `bits` is at `addr`, with `active`
-    /// torrents in the shard (the table grows to twice that, dropping what it knew).
+    /// torrents in the shard (the table grows to twice that, dropping what it knew). True if
+    /// the table moved (republish it: [`ShardCell::publish_hints`]).
     #[inline]
-    pub(crate) fn note(&mut self, bits: u64, addr: usize, active: usize) {
-        if self.slots.len() < active {
+    pub(crate) fn note(&mut self, bits: u64, addr: usize, active: usize) -> bool {
+        let moved = self.slots.len() < active;
+        if moved {
             self.slots = vec![0; (active * 2).next_power_of_two().max(64)];
         }
         if let Some(i) = self.index(bits) {
             self.slots[i] = addr;
         }
+        moved
     }
 
-    /// Starts loading the state last noted for `bits`, if any.
+    /// The slot array as (address, length - 1), or (0, 0) if there is none.
+    pub(crate) fn span(&self) -> (usize, usize) {
+        if self.slots.is_empty() {
+            (0, 0)
+        } else {
+            (self.slots.as_ptr().addr(), self.slots.len() - 1)
+        }
+    }
+
+    /// Starts loading the state last noted for `bits`, if any: every cache line of its
+    /// bucket, whatever the bucket's offset within a line (buckets are not line-sized, and a
+    /// key in an unfetched line was most of an announce's stall on this map).
     #[inline]
     pub(crate) fn prefetch(&self, bits: u64) {
         if let Some(&addr) = self.index(bits).and_then(|i| self.slots.get(i)) {
             if addr != 0 {
-                for line in 0..HINT_LINES.min(4) {
-                    let p = std::ptr::without_provenance::<u8>(addr.wrapping_add(line * 64));
-                    swarmd_swarm::prefetch::prefetch(p);
+                let end = addr.wrapping_add(HINT_AFTER);
+                let mut line = addr.wrapping_sub(HINT_BEFORE) & !63;
+                while line < end {
+                    swarmd_swarm::prefetch::prefetch(std::ptr::without_provenance::<u8>(line));
+                    line = line.wrapping_add(64);
                 }
             }
         }
@@ -190,15 +210,40 @@ fn shrink<V>(map: &mut HashMap<InfoHash, V, InfoHashState>) {
     }
 }
 
-/// A shard on its own cache line(s), so neighbouring locks do not false-share.
+/// A shard on its own cache line(s), so neighbouring locks do not false-share, with the
+/// address of its hint table published beside the lock.
 #[repr(align(64))]
 #[derive(Debug)]
-struct Padded(Mutex<Shard>);
+pub(crate) struct ShardCell {
+    shard: Mutex<Shard>,
+    /// The shard's [`Hints`] slot array, republished whenever it moves, and read without the
+    /// lock by the prefetch's first step, which only prefetches the slot.
+    hint_table: Published,
+}
+
+impl ShardCell {
+    /// Locks the shard.
+    #[inline]
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Shard> {
+        self.shard.lock()
+    }
+
+    /// Records where `hints`' slots now are (call with the shard locked, `hints` its own).
+    pub(crate) fn publish_hints(&self, hints: &Hints) {
+        self.hint_table.publish(hints.span());
+    }
+
+    /// The hint table as last published.
+    #[cfg(test)]
+    pub(crate) fn published_hints(&self) -> (usize, usize) {
+        self.hint_table.get()
+    }
+}
 
 /// Every shard, and the count of listed torrents.
 #[derive(Debug)]
 pub(crate) struct Torrents {
-    shards: Box<[Padded]>,
+    shards: Box<[ShardCell]>,
     /// Keyed hash choosing a torrent's shard (not the maps' key, so a shard's keys do not share
     /// hash bits).
     hasher: InfoHashState,
@@ -212,13 +257,14 @@ impl Torrents {
         let map_hasher = InfoHashState::new();
         Self {
             shards: (0..SHARDS)
-                .map(|_| {
-                    Padded(Mutex::new(Shard {
+                .map(|_| ShardCell {
+                    shard: Mutex::new(Shard {
                         active: HashMap::with_hasher(map_hasher),
                         idle: HashMap::with_hasher(map_hasher),
                         removed: Vec::new(),
                         hints: Hints::default(),
-                    }))
+                    }),
+                    hint_table: Published::default(),
                 })
                 .collect(),
             hasher: InfoHashState::new(),
@@ -228,13 +274,13 @@ impl Torrents {
 
     /// The shard holding `info_hash`.
     #[inline]
-    pub(crate) fn shard(&self, info_hash: &InfoHash) -> &Mutex<Shard> {
+    pub(crate) fn shard(&self, info_hash: &InfoHash) -> &ShardCell {
         self.locate(info_hash).1
     }
 
     /// The shard holding `info_hash`, and the hash bits its [`Hints`] use.
     #[inline]
-    pub(crate) fn locate(&self, info_hash: &InfoHash) -> (u64, &Mutex<Shard>) {
+    pub(crate) fn locate(&self, info_hash: &InfoHash) -> (u64, &ShardCell) {
         // The bytes straight into the hasher: `hash_one` would go through the generic (and
         // out-of-line) `Hash` of arrays, which is a tenth of a keep-alive's time.
         let mut hasher = self.hasher.build_hasher();
@@ -242,23 +288,23 @@ impl Torrents {
         let h = hasher.finish();
         // Truncation is intended: the low bits pick the shard (the maps' hasher has other keys).
         let i = h as usize & (SHARDS - 1);
-        (h >> SHARDS.trailing_zeros(), &self.shards[i].0)
+        (h >> SHARDS.trailing_zeros(), &self.shards[i])
     }
 
     /// Starts loading what an announce of `info_hash` reads (see
-    /// [`AccessPolicy::prefetch`](swarmd_swarm::access::AccessPolicy::prefetch)): the shard's
-    /// lock and table at the first step, the torrent's state at the second. Skips a shard
-    /// another thread holds.
+    /// [`AccessPolicy::prefetch`](swarmd_swarm::access::AccessPolicy::prefetch)): at the first
+    /// step the shard's lock and, without the lock, the torrent's hint slot (through the
+    /// published table address beside the lock); at the second, under the lock if it is free,
+    /// the torrent's state the slot points at.
     pub(crate) fn prefetch(&self, info_hash: &InfoHash, step: Prefetch) {
-        let (bits, shard) = self.locate(info_hash);
+        let (bits, cell) = self.locate(info_hash);
         match step {
             Prefetch::Bucket => {
-                let p = std::ptr::from_ref(shard).cast::<u8>();
-                swarmd_swarm::prefetch::prefetch(p);
-                swarmd_swarm::prefetch::prefetch(p.wrapping_add(64));
+                swarmd_swarm::prefetch::prefetch(std::ptr::from_ref(&cell.shard));
+                cell.hint_table.prefetch::<usize>(bits);
             }
             Prefetch::Record => {
-                if let Some(shard) = shard.try_lock() {
+                if let Some(shard) = cell.shard.try_lock() {
                     shard.hints.prefetch(bits);
                 }
             }
@@ -266,8 +312,8 @@ impl Torrents {
     }
 
     /// Every shard, in a fixed order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Mutex<Shard>> {
-        self.shards.iter().map(|p| &p.0)
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &ShardCell> {
+        self.shards.iter()
     }
 
     /// Number of listed torrents.

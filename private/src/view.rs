@@ -90,6 +90,9 @@ pub(crate) struct KeyEntry {
     pub(crate) user_id: i64,
     pub(crate) expires_at: Option<i64>,
     pub(crate) revoked: bool,
+    /// The key's user as [`View::users`] has it (`None`: not known), copied here so a request
+    /// makes one lookup, not two. [`View::insert_key`] and [`View::set_user`] keep it in step.
+    pub(crate) user: Option<UserEntry>,
 }
 
 impl KeyEntry {
@@ -157,15 +160,14 @@ impl View {
                     user_id: r.get(2)?,
                     expires_at: r.get(3)?,
                     revoked: r.get(4)?,
+                    user: None,
                 },
             ))
         })?;
         for row in rows {
             let (key, entry) = row?;
             match KeyBytes::new(key.as_bytes()) {
-                Some(k) => {
-                    view.keys.insert(k, entry);
-                }
+                Some(k) => view.insert_key(k, entry),
                 None => tracing::warn!(key_id = entry.id, "ignoring a passkey of bad length"),
             }
         }
@@ -181,6 +183,22 @@ impl View {
             view.set_rule(prefix.as_bytes(), action);
         }
         Ok(view)
+    }
+
+    /// Adds (or replaces) a key, with its user's standing as the view has it.
+    pub(crate) fn insert_key(&mut self, bytes: KeyBytes, mut entry: KeyEntry) {
+        entry.user = self.users.get(&entry.user_id).copied();
+        self.keys.insert(bytes, entry);
+    }
+
+    /// Adds or updates a user, and the copy of its standing in each of its keys (a new user
+    /// has none yet, so only a change pays for the walk over every key).
+    pub(crate) fn set_user(&mut self, id: i64, user: UserEntry) {
+        if self.users.insert(id, user).is_some() {
+            for k in self.keys.values_mut().filter(|k| k.user_id == id) {
+                k.user = Some(user);
+            }
+        }
     }
 
     /// Inserts or replaces the rule for `prefix`.
@@ -241,7 +259,7 @@ impl View {
         if key.expires_at.is_some_and(|e| e <= now) {
             return Err(Denial::ExpiredKey);
         }
-        match self.users.get(&key.user_id) {
+        match key.user {
             None => Err(Denial::UnknownKey),
             Some(user) if user.disabled => Err(Denial::DisabledUser),
             Some(_) => Ok(Some(*key)),
@@ -251,5 +269,43 @@ impl View {
     /// Passkeys neither revoked nor expired at `now`.
     pub(crate) fn active_keys(&self, now: i64) -> u64 {
         self.keys.values().filter(|k| k.is_active(now)).count() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: i64, user_id: i64) -> KeyEntry {
+        KeyEntry {
+            id,
+            user_id,
+            expires_at: None,
+            revoked: false,
+            user: None,
+        }
+    }
+
+    #[test]
+    fn keys_follow_their_users_standing() {
+        let mut view = View::default();
+        let (a, b) = ([b'a'; KEY_LEN], [b'b'; KEY_LEN]);
+        view.set_user(1, UserEntry { disabled: false });
+        view.insert_key(KeyBytes(a), key(10, 1));
+        // A key whose user the view does not know is refused as unknown.
+        view.insert_key(KeyBytes(b), key(11, 2));
+        assert_eq!(view.check_key(Some(&a), 0).unwrap().unwrap().id, 10);
+        assert_eq!(view.check_key(Some(&b), 0), Err(Denial::UnknownKey));
+        view.set_user(1, UserEntry { disabled: true });
+        assert_eq!(view.check_key(Some(&a), 0), Err(Denial::DisabledUser));
+        view.set_user(1, UserEntry { disabled: false });
+        assert!(view.check_key(Some(&a), 0).unwrap().is_some());
+        // Keys always come after their users (at load and through the admin API); a key
+        // inserted again picks up a user added since.
+        view.set_user(2, UserEntry { disabled: false });
+        view.insert_key(KeyBytes(b), key(11, 2));
+        assert!(view.check_key(Some(&b), 0).unwrap().is_some());
+        assert_eq!(view.check_key(None, 0), Ok(None));
+        assert_eq!(view.check_key(Some(b""), 0), Ok(None));
     }
 }

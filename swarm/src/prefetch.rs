@@ -3,6 +3,8 @@
 
 #![allow(unsafe_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 /// Asks the CPU to start loading the cache line holding `p` into every cache level, and
 /// returns at once. A hint only: it reads nothing the program can observe, so any address,
 /// even a dangling or unmapped one, is fine. A no-op on targets without a stable intrinsic.
@@ -16,4 +18,65 @@ pub fn prefetch<T>(p: *const T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// Where a lock-guarded array of `T` lives, published beside its lock so that prefetch hints
+/// can find an element without taking the lock: (address, length - 1), (0, 0) for none. The
+/// lock's holder republishes after every change that may move the array. Nothing ever reads
+/// through the published address (it may be stale, even freed): a stale pair only misdirects
+/// a hint.
+#[derive(Debug, Default)]
+pub struct Published([AtomicUsize; 2]);
+
+impl Published {
+    /// Records the array's current place: its first element's address and its length minus
+    /// one, a power of two minus one ((0, 0) for none).
+    #[inline]
+    pub fn publish(&self, (base, mask): (usize, usize)) {
+        self.0[0].store(base, Ordering::Relaxed);
+        self.0[1].store(mask, Ordering::Relaxed);
+    }
+
+    /// The published (address, length - 1).
+    #[inline]
+    pub fn get(&self) -> (usize, usize) {
+        (
+            self.0[0].load(Ordering::Relaxed),
+            self.0[1].load(Ordering::Relaxed),
+        )
+    }
+
+    /// Starts loading element `bits & (length - 1)` of the array as last published, if any.
+    #[inline]
+    pub fn prefetch<T>(&self, bits: u64) {
+        let (base, mask) = self.get();
+        if base != 0 {
+            // Truncation is intended: the low bits pick the element.
+            let at = base.wrapping_add((bits as usize & mask).wrapping_mul(size_of::<T>()));
+            prefetch(std::ptr::without_provenance::<T>(at));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_tables_are_only_hints() {
+        let p = Published::default();
+        assert_eq!(p.get(), (0, 0));
+        p.prefetch::<u64>(7); // nothing published: nothing done
+        let table = vec![0u64; 8];
+        p.publish((table.as_ptr().addr(), table.len() - 1));
+        assert_eq!(p.get(), (table.as_ptr().addr(), 7));
+        for bits in [0, 7, 8, u64::MAX] {
+            p.prefetch::<u64>(bits);
+        }
+        // A stale address (the array is gone) or a wild one is harmless.
+        drop(table);
+        p.prefetch::<u64>(3);
+        p.publish((usize::MAX - 3, usize::MAX));
+        p.prefetch::<[u8; 64]>(u64::MAX);
+    }
 }

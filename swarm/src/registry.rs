@@ -17,6 +17,7 @@ pub use crate::api::{
 };
 use crate::clock::Secs;
 use crate::peers::{Ctx, PeerUpdate, Role};
+use crate::prefetch::Published;
 use crate::store::{hash_key, Store};
 use crate::swarm::{PeerAddr, RoleCounts};
 
@@ -49,30 +50,22 @@ impl ShardState {
 #[repr(align(64))]
 struct Shard {
     state: Mutex<ShardState>,
-    /// The torrent table's bucket array as (address, length - 1), republished after every
-    /// change that may move it, and read without the lock by [`Registry::prefetch`]: a stale
-    /// pair only misdirects a hint, since nothing ever reads through it.
-    table: [AtomicUsize; 2],
+    /// The torrent table's bucket array (`u32` slots), republished after every change that
+    /// may move it, and read without the lock by [`Registry::prefetch`].
+    table: Published,
 }
 
 impl Shard {
     /// Records where `store`'s bucket array now is (call with the shard locked).
     fn publish(&self, store: &Store) {
-        let (base, mask) = store.table_span();
-        self.table[0].store(base, Ordering::Relaxed);
-        self.table[1].store(mask, Ordering::Relaxed);
+        self.table.publish(store.table_span());
     }
 
-    /// Starts loading the bucket `hash` starts at, as last published.
+    /// Starts loading the bucket `hash` starts at, as last published (the index's own lookups
+    /// take its low bits too).
     #[inline]
     fn prefetch_bucket(&self, hash: u64) {
-        let base = self.table[0].load(Ordering::Relaxed);
-        if base != 0 {
-            // Truncation is intended, as in the index's own lookups.
-            let mask = self.table[1].load(Ordering::Relaxed);
-            let at = base.wrapping_add((hash as usize & mask) * size_of::<u32>());
-            crate::prefetch::prefetch(std::ptr::without_provenance::<u32>(at));
-        }
+        self.table.prefetch::<u32>(hash);
     }
 }
 
@@ -119,7 +112,7 @@ impl Registry {
         config.shards = shards;
         let shards: Box<[Shard]> = (0..shards)
             .map(|_| Shard {
-                table: [AtomicUsize::new(0), AtomicUsize::new(0)],
+                table: Published::default(),
                 state: Mutex::new(ShardState {
                     torrents: Store::new(),
                     counts: [0; 4],

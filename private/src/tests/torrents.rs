@@ -257,16 +257,26 @@ fn prefetch_hints_follow_announces_and_never_change_answers() {
         .policy
         .torrents
         .iter()
-        .map(|s| {
-            let s = s.lock();
+        .map(|cell| {
+            let s = cell.lock();
             assert!(
                 s.hints.len() >= s.active.len(),
                 "the table keeps up with the shard"
+            );
+            assert_eq!(
+                cell.published_hints(),
+                s.hints.span(),
+                "published where it is"
             );
             s.hints.noted()
         })
         .sum::<usize>();
     assert!(noted > 0 && noted <= 200, "{noted} hints");
+    // A flush that empties shards republishes what it gives back.
+    fx.policy.flush().unwrap();
+    for cell in fx.policy.torrents.iter() {
+        assert_eq!(cell.published_hints(), cell.lock().hints.span());
+    }
     // A held shard is skipped rather than waited for.
     let held = fx.policy.torrents.shard(&hash(3)).lock();
     fx.policy.prefetch(&hash(3), Prefetch::Record);
