@@ -3,7 +3,9 @@
 # test hashes are written into its allow list) on loopback. Each server is pinned to core 0 (one
 # UDP worker, one runtime thread for swarmd), the load generators to core 1. Phases:
 #   memory  FILL peers per hash over HASHES info hashes, announced once each (default 2 x 1M)
-#   udp     connect/announce/scrape mix 5:85:10 at a fixed offered load (UDP_RATE), then saturated
+#   udp     connect/announce/scrape mix 5:85:10 at a fixed offered load (UDP_RATE), then saturated;
+#           also at `udp-floor`, a responder doing no tracker work through swarmd's I/O (recvmmsg,
+#           sendmmsg): the kernel's own cost per request, and the most any tracker could answer
 #   http    wrk announces, keep-alive and Connection: close (opentracker closes every connection)
 #   dht     swarmd's DHT node saturated with ping/find_node/get_peers from 16 source ports
 # and prints one table: requests/s, server CPU seconds per million requests, latency p99, peak
@@ -16,7 +18,8 @@ secs=${SECS:-10}; nhash=${HASHES:-1000000}; fill=${FILL:-2}; udp_rate=${UDP_RATE
 if ! command -v opentracker >/dev/null || ! command -v wrk >/dev/null || ! command -v perf >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opentracker wrk linux-perf >/dev/null
 fi
-cargo build --release --locked -p swarmd --bin swarmd -p swarmd-bench --bin udp-load --bin dht-load 2>&1 | tail -1
+cargo build --release --locked -p swarmd --bin swarmd -p swarmd-bench --bin udp-load --bin dht-load \
+  --bin udp-floor 2>&1 | tail -1
 t0=$(date +%s)
 work=$(mktemp -d); chmod 755 "$work"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -28,7 +31,7 @@ cp "$work/hashes.txt" "$work/whitelist.txt"
 tck=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }          # utime + stime, clock ticks
 rss() { awk "/$2/ {print \$2}" "/proc/$1/status"; }          # kB
-sw_udp=17969; sw_http=17968; sw_dht=17881; sw_admin=17970; ot_udp=17979; ot_http=17978
+sw_udp=17969; sw_http=17968; sw_dht=17881; sw_admin=17970; ot_udp=17979; ot_http=17978; fl_udp=17989
 
 SWARMD__UDP__WORKERS=1 SWARMD__SERVER__WORKER_THREADS=1 SWARMD__DHT__BOOTSTRAP_NODES="[]" \
 SWARMD__DHT__RATE_LIMIT_PER_SEC=0 SWARMD__LOG__LEVEL=warn \
@@ -44,10 +47,12 @@ tracker.rootdir $work
 CONF
 taskset -c 0 opentracker -f "$work/ot.conf" -u nobody -d "$work" >/dev/null 2>&1 &
 ot=$!
+taskset -c 0 target/release/udp-floor --bind "127.0.0.1:$fl_udp" 2>/dev/null &
+fl=$!
 
 udp() { taskset -c 1 target/release/udp-load --target "127.0.0.1:$1" --hash-file "$work/hashes.txt" "${@:2}"; }
 # Both up (opentracker has read its allow list when it answers an allowed announce).
-for port in $sw_udp $ot_udp; do
+for port in $sw_udp $ot_udp $fl_udp; do
   for _ in $(seq 100); do
     udp "$port" --duration 1 --packets 8 --sockets 1 | grep -q 'received [1-9]' && break
   done
@@ -95,12 +100,13 @@ split() {
     | awk '/\[kernel/ { gsub("%", "", $1); k += $1 } END { printf "%.3f", k / 100 }')
 }
 
-for s in sw ot; do
-  if [ $s = sw ]; then pid=$sw; port=$sw_udp; else pid=$ot; port=$ot_udp; fi
+for s in sw ot fl; do
+  case $s in sw) pid=$sw; port=$sw_udp;; ot) pid=$ot; port=$ot_udp;; fl) pid=$fl; port=$fl_udp;; esac
   measure "$s.udpfixed" "$pid" udp "$port" --mix 5:85:10 --rate "$udp_rate" --duration "$secs"
-  split "$s.udpfixed" "$pid" udp "$port" --mix 5:85:10 --rate "$udp_rate" --duration "$((secs / 2))"
+  [ $s = fl ] || split "$s.udpfixed" "$pid" udp "$port" --mix 5:85:10 --rate "$udp_rate" --duration "$((secs / 2))"
   measure "$s.udpmax" "$pid" udp "$port" --mix 5:85:10 --duration "$secs"
 done
+kill "$fl"
 
 wrk_run() { # port extra-args...
   HASHES="$work/hashes-http.txt" taskset -c 1 wrk -t1 -c64 --latency -s bench/http-wrk.lua "${@:2}" "http://127.0.0.1:$1"; }
@@ -119,11 +125,11 @@ R[sw.persec]=x
 elapsed=$(( $(date +%s) - t0 ))
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "" || b == "") print "-"; else printf "%.2fx", a / b }'; }
-row() { printf "| %-44s | %12s | %12s | %8s |\n" "$1" "$2" "$3" "$4"; }
+row() { printf "| %-44s | %12s | %12s | %8s | %10s | %8s |\n" "$1" "$2" "$3" "$4" "${5:--}" "${6:--}"; }
 echo
 echo "swarmd $(target/release/swarmd --version | awk '{print $2}') vs $(dpkg-query -W -f='opentracker ${Version}' opentracker 2>/dev/null) -- $nhash hashes, $(nproc) cores, ${secs}s per phase, ${elapsed}s in all"
-row "metric" "swarmd" "opentracker" "sw/ot"
-row "--------------------------------------------" "------------" "------------" "--------"
+row "metric" "swarmd" "opentracker" "sw/ot" "udp floor" "floor/ot"
+row "--------------------------------------------" "------------" "------------" "--------" "----------" "--------"
 row "memory: bytes per peer (${fill} x $nhash peers)" "${R[sw.bpp]}" "${R[ot.bpp]}" "$(ratio "${R[sw.bpp]}" "${R[ot.bpp]}")"
 row "memory: peers stored by the fill" "${R[sw.peers]}" "${R[ot.peers]}" ""
 for k in udpfixed udpmax httpka httpclose; do
@@ -131,9 +137,12 @@ for k in udpfixed udpmax httpka httpclose; do
     udpfixed) label="udp mix at $udp_rate/s offered";; udpmax) label="udp mix saturated";;
     httpka) label="http keep-alive (opentracker closes anyway)";; httpclose) label="http Connection: close";;
   esac
-  row "$label: replies/s" "${R[sw.$k.rate]}" "${R[ot.$k.rate]}" "$(ratio "${R[sw.$k.rate]}" "${R[ot.$k.rate]}")"
-  row "$label: server CPU s per 1M" "${R[sw.$k.cpu]}" "${R[ot.$k.cpu]}" "$(ratio "${R[sw.$k.cpu]}" "${R[ot.$k.cpu]}")"
-  row "$label: p99 latency us" "${R[sw.$k.p99]}" "${R[ot.$k.p99]}" "$(ratio "${R[sw.$k.p99]}" "${R[ot.$k.p99]}")"
+  for m in rate cpu p99; do
+    case $m in rate) what="replies/s";; cpu) what="server CPU s per 1M";; p99) what="p99 latency us";; esac
+    fl_v=${R[fl.$k.$m]:-}; fl_r=""
+    [ -n "$fl_v" ] && fl_r=$(ratio "$fl_v" "${R[ot.$k.$m]}")
+    row "$label: $what" "${R[sw.$k.$m]}" "${R[ot.$k.$m]}" "$(ratio "${R[sw.$k.$m]}" "${R[ot.$k.$m]}")" "$fl_v" "$fl_r"
+  done
   if [ "$k" = udpfixed ] && [ -n "${R[sw.$k.kshare]:-}" ] && [ -n "${R[ot.$k.kshare]:-}" ]; then
     for part in user kernel; do
       for s in sw ot; do
@@ -152,4 +161,7 @@ row "peak RSS kB (whole run)" "${R[sw.hwm]}" "${R[ot.hwm]}" "$(ratio "${R[sw.hwm
 echo "(CPU s per 1M requests = server user+system CPU seconds per million replies; lower is better."
 echo " Requests/s per server core = replies/s / (CPU s per 1M * replies/s / 1e6). The user and kernel"
 echo " parts split that CPU by the share of perf cpu-clock samples in user space and in the kernel;"
-echo " on loopback the kernel part includes delivering each reply into the generator's socket.)"
+echo " on loopback the kernel part includes delivering each reply into the generator's socket."
+echo " The udp floor answers every request with an empty reply and does nothing else, through the same"
+echo " recvmmsg/sendmmsg loop as swarmd: its CPU per request is the kernel's share that no tracker can"
+echo " cut, and its saturated rate is the ceiling for any tracker on this machine and generator.)"
