@@ -9,6 +9,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use swarmd::config::{Config, LogFormat, DEFAULT_TOML};
 
+#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+mod alloc;
 mod cli_admin;
 mod cli_health;
 mod cli_transfer;
