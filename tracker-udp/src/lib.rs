@@ -42,8 +42,8 @@
 //! `swarmd_bytes_received_total{protocol="udp"}`, `swarmd_bytes_sent_total{protocol="udp"}`,
 //! `swarmd_dropped_packets_total{protocol="udp", reason="too_short|too_long|malformed|
 //! bad_connection_id|send_error"}`. Workers count in plain integers and publish them at least
-//! once a second, after 100 ms without packets, and (batched loop) after every batch that
-//! drained the socket's queue: under sustained load counters may lag by up to a second.
+//! once a second and after 100 ms without packets: under sustained load counters may lag by up
+//! to a second.
 //!
 //! # Batching
 //!

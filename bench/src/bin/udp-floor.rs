@@ -1,8 +1,8 @@
 //! The kernel floor of a BEP 15 tracker on this machine: a responder that does no tracker work
 //! at all. It answers every connect, announce and scrape with a well-formed reply (a fixed
 //! connection id, an empty peer list, zero counts) through the same I/O swarmd's UDP workers
-//! use: one socket, `recvmmsg` of up to 64 datagrams (blocking for the first), `sendmmsg` of
-//! the replies. `bench/compare.sh` drives it with the same load as swarmd and opentracker; its
+//! use: one socket, `recvmmsg` of up to `udp.recv_batch` datagrams (swarmd's default unless
+//! told otherwise; blocking for the first), `sendmmsg` of the replies. `bench/compare.sh` drives it with the same load as swarmd and opentracker; its
 //! CPU per request is what the kernel alone costs, and its saturated rate the most any
 //! tracker with this I/O could answer. Loopback benchmarking only: it checks nothing.
 #![allow(unsafe_code)]
@@ -21,10 +21,10 @@ struct Args {
     /// Address to listen on (loopback).
     #[arg(long, default_value = "127.0.0.1:6969")]
     bind: std::net::SocketAddr,
+    /// Datagrams per `recvmmsg`/`sendmmsg` (swarmd's `udp.recv_batch`; its default if unset).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    batch: Option<u16>,
 }
-
-/// Datagrams per `recvmmsg`/`sendmmsg`, as swarmd's default `udp.recv_batch`.
-const BATCH: usize = 64;
 /// Receive buffer per datagram.
 const BUF: usize = 2048;
 /// Longest reply: a scrape of 74 hashes.
@@ -58,17 +58,22 @@ fn reply(req: &[u8], out: &mut [u8; REPLY]) -> usize {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let batch = args.batch.map_or(
+        swarmd_tracker_udp::UdpConfig::default().recv_batch,
+        usize::from,
+    );
     let sock = UdpSocket::bind(args.bind)?;
     eprintln!("udp-floor listening on {}", sock.local_addr()?);
     let fd = sock.as_raw_fd();
-    let mut bufs = vec![[0u8; BUF]; BATCH];
-    let mut outs = vec![[0u8; REPLY]; BATCH];
+    let mut bufs = vec![[0u8; BUF]; batch];
+    let mut outs = vec![[0u8; REPLY]; batch];
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { zeroed() }; BATCH];
-    let mut iovs: Vec<libc::iovec> = Vec::with_capacity(BATCH);
-    let mut out_iovs: Vec<libc::iovec> = Vec::with_capacity(BATCH);
-    let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(BATCH);
-    let mut replies: Vec<libc::mmsghdr> = Vec::with_capacity(BATCH);
+    let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { zeroed() }; batch];
+    let mut iovs: Vec<libc::iovec> = Vec::with_capacity(batch);
+    let mut out_iovs: Vec<libc::iovec> = Vec::with_capacity(batch);
+    let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(batch);
+    let mut replies: Vec<libc::mmsghdr> = Vec::with_capacity(batch);
+    let mut answered = vec![false; batch];
     loop {
         iovs.clear();
         msgs.clear();
@@ -87,13 +92,13 @@ fn main() -> anyhow::Result<()> {
             m.msg_hdr.msg_iovlen = 1;
             msgs.push(m);
         }
-        // SAFETY: BATCH headers, each pointing at its own live address and buffer, untouched
+        // SAFETY: `batch` headers, each pointing at its own live address and buffer, untouched
         // until the call returns.
         let r = unsafe {
             libc::recvmmsg(
                 fd,
                 msgs.as_mut_ptr(),
-                BATCH as libc::c_uint,
+                batch as libc::c_uint,
                 libc::MSG_WAITFORONE,
                 ptr::null_mut(),
             )
@@ -107,7 +112,7 @@ fn main() -> anyhow::Result<()> {
         };
         out_iovs.clear();
         replies.clear();
-        let mut answered = [false; BATCH];
+        answered.fill(false);
         for i in 0..received {
             let len = (msgs[i].msg_len as usize).min(BUF);
             let n = reply(&bufs[i][..len], &mut outs[i]);
@@ -119,7 +124,7 @@ fn main() -> anyhow::Result<()> {
                 });
             }
         }
-        let sources = addrs.iter_mut().zip(&msgs).zip(answered);
+        let sources = addrs.iter_mut().zip(&msgs).zip(answered.iter().copied());
         for ((addr, msg), iov) in sources.filter(|s| s.1).map(|s| s.0).zip(&mut out_iovs) {
             // SAFETY: as above; the address is the request's source, the iovec its reply.
             let mut m: libc::mmsghdr = unsafe { zeroed() };
