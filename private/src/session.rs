@@ -12,7 +12,7 @@ use swarmd_swarm::access::Transfer;
 
 use crate::credit::{Credit, Reported};
 use crate::model::Totals;
-use crate::small::Keyed;
+use crate::small::{fold_tag, Keyed};
 
 /// How stale a stored `last_seen` (and a record's `last_announce`) may grow before an announce
 /// that changed nothing else is written anyway. Announces that only prove a peer is alive are
@@ -93,6 +93,19 @@ impl Keyed for Session {
     #[inline]
     fn key(&self) -> (i64, PeerId) {
         (self.user_id, self.peer_id)
+    }
+    #[inline]
+    fn tag((user_id, peer_id): (i64, PeerId)) -> u32 {
+        // The user and the peer id's last 16 bytes (the first 8 are often a client's shared
+        // prefix, "-qB4250-").
+        let id = &peer_id.0;
+        let word = |at: usize| {
+            let mut w = [0; 8];
+            w.copy_from_slice(&id[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        // Reinterpreting the id's bits is intended.
+        fold_tag(user_id as u64 ^ word(4).rotate_left(21) ^ word(12))
     }
 }
 
@@ -182,6 +195,11 @@ impl Keyed for UserPending {
     #[inline]
     fn key(&self) -> i64 {
         self.user_id
+    }
+    #[inline]
+    fn tag(user_id: i64) -> u32 {
+        // Reinterpreting the id's bits is intended.
+        fold_tag(user_id as u64)
     }
 }
 

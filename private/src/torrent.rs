@@ -340,7 +340,9 @@ mod tests {
         assert_eq!(offset_of!(TorrentState, listed), 0);
         assert_eq!(offset_of!(TorrentState, sessions), 8);
         assert!(
-            size_of::<TorrentState>() <= 256,
+            // Two maps of an inline entry (88 and 64 bytes) and three vector headers each, the
+            // flags, the id and the multipliers: five cache lines.
+            size_of::<TorrentState>() <= 320,
             "{}",
             size_of::<TorrentState>()
         );
