@@ -25,7 +25,9 @@ fn endpoint(segment: &[u8]) -> Option<Endpoint> {
 /// any. Anything else (more segments, an empty or over-long key, no leading `/`) is `None`.
 pub fn route(path: &[u8]) -> Option<(Endpoint, Option<&[u8]>)> {
     let rest = path.strip_prefix(b"/")?;
-    match rest.iter().position(|&b| b == b'/') {
+    // From the end: in the usual `/KEY/announce` the last `/` is 9 bytes back, so the key is
+    // never walked byte by byte here; the `contains` checks below are word-at-a-time.
+    match rest.iter().rposition(|&b| b == b'/') {
         None => endpoint(rest).map(|e| (e, None)),
         Some(i) => {
             let (a, b) = (&rest[..i], &rest[i + 1..]);
@@ -44,6 +46,10 @@ pub fn route(path: &[u8]) -> Option<(Endpoint, Option<&[u8]>)> {
 
 /// Splits `path?query` at the first `?`.
 pub fn split_query(target: &[u8]) -> (&[u8], &[u8]) {
+    // Most targets (all BEP 41 URL data clients send) have no query: ruled out word-at-a-time.
+    if !target.contains(&b'?') {
+        return (target, &[]);
+    }
     match target.iter().position(|&b| b == b'?') {
         Some(i) => (&target[..i], &target[i + 1..]),
         None => (target, &[]),
@@ -87,6 +93,50 @@ mod tests {
         }
         let long = format!("/{}/announce", "k".repeat(MAX_PASSKEY_LEN + 1));
         assert_eq!(r(&long), None);
+    }
+
+    /// The first `/` and the last `/` split alike whenever the path routes (a routable path has
+    /// at most one `/` after the leading one), so the route of any path is what splitting at the
+    /// first `/` gives.
+    #[test]
+    fn routes_as_splitting_at_the_first_slash() {
+        fn by_first(path: &[u8]) -> Option<(Endpoint, Option<&[u8]>)> {
+            let rest = path.strip_prefix(b"/")?;
+            match rest.iter().position(|&b| b == b'/') {
+                None => endpoint(rest).map(|e| (e, None)),
+                Some(i) => {
+                    let (a, b) = (&rest[..i], &rest[i + 1..]);
+                    let (e, key) = match (endpoint(a), endpoint(b)) {
+                        (Some(e), None) => (e, b),
+                        (None, Some(e)) => (e, a),
+                        _ => return None,
+                    };
+                    if key.is_empty() || key.len() > MAX_PASSKEY_LEN || key.contains(&b'/') {
+                        return None;
+                    }
+                    Some((e, Some(key)))
+                }
+            }
+        }
+        let parts: [&[u8]; 6] = [b"/", b"announce", b"scrape", b"k3y", b"", b"?"];
+        // Every path of up to five parts.
+        let mut paths: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..5 {
+            let longer: Vec<Vec<u8>> = paths
+                .iter()
+                .flat_map(|p| parts.iter().map(move |x| [p.as_slice(), x].concat()))
+                .collect();
+            paths.extend(longer);
+            paths.sort();
+            paths.dedup();
+        }
+        for p in &paths {
+            assert_eq!(route(p), by_first(p), "{:?}", p.escape_ascii().to_string());
+            let (path, query) = split_query(p);
+            let at = p.iter().position(|&b| b == b'?');
+            assert_eq!(path.len(), at.unwrap_or(p.len()));
+            assert_eq!(query, at.map_or(&b""[..], |i| &p[i + 1..]));
+        }
     }
 
     #[test]
