@@ -20,6 +20,18 @@ pub fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// Starts loading every cache line of the value at `p` (for a `T` of at most 64 bytes: its
+/// first and its last byte). A value that is not line-aligned, such as a 48-byte record at an
+/// offset of 48 or 96 in its chunk, straddles two lines, and a hint for its first line alone
+/// leaves the second to miss when the value is read.
+#[inline(always)]
+pub fn prefetch_value<T>(p: *const T) {
+    prefetch(p);
+    if size_of::<T>() > 1 {
+        prefetch(p.cast::<u8>().wrapping_add(size_of::<T>() - 1));
+    }
+}
+
 /// Where a lock-guarded array of `T` lives, published beside its lock so that prefetch hints
 /// can find an element without taking the lock: (address, length - 1), (0, 0) for none. The
 /// lock's holder republishes after every change that may move the array. Nothing ever reads
@@ -78,5 +90,18 @@ mod tests {
         p.prefetch::<u64>(3);
         p.publish((usize::MAX - 3, usize::MAX));
         p.prefetch::<[u8; 64]>(u64::MAX);
+    }
+
+    #[test]
+    fn value_hints_read_nothing() {
+        let values = [[1u8; 48]; 4];
+        for v in &values {
+            prefetch_value(v);
+        }
+        prefetch_value(&0u8);
+        prefetch_value(&());
+        // Even a dangling or wild address is harmless.
+        prefetch_value(std::ptr::without_provenance::<[u8; 48]>(usize::MAX - 8));
+        assert_eq!(values[3][47], 1);
     }
 }

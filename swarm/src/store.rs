@@ -91,7 +91,7 @@ impl Store {
     pub(crate) fn prefetch_record(&self, hash: u64) {
         if let Some(r) = self.index.as_ref().and_then(|index| index.home_guess(hash)) {
             if let Some(r) = self.records.try_get(r) {
-                crate::prefetch::prefetch(r);
+                crate::prefetch::prefetch_value(r);
             }
         }
     }
