@@ -10,11 +10,14 @@
 #   dht     swarmd's DHT node saturated with ping/find_node/get_peers from 16 source ports
 # and prints one table: requests/s, server CPU seconds per million requests, latency p99, peak
 # RSS, bytes per peer, and the swarmd/opentracker ratios. Server CPU comes from /proc/PID/stat.
-# Usage: bench/compare.sh        (env: SECS=10 HASHES=1000000 FILL=2 UDP_RATE=80000)
+# The UDP and HTTP phases run ROUNDS times, alternating between the servers, and each figure is
+# the median over the rounds (every round's figure goes to stderr): on a shared VM one phase of
+# identical work can come out 15-20% off the next, and alternating spreads that over servers.
+# Usage: bench/compare.sh        (env: SECS=4 ROUNDS=3 HASHES=1000000 FILL=2 UDP_RATE=80000)
 # Needs root (apt for opentracker/wrk, and opentracker's chroot); finishes in under 5 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${SECS:-10}; nhash=${HASHES:-1000000}; fill=${FILL:-2}; udp_rate=${UDP_RATE:-80000}
+secs=${SECS:-4}; rounds=${ROUNDS:-3}; nhash=${HASHES:-1000000}; fill=${FILL:-2}; udp_rate=${UDP_RATE:-80000}
 if ! command -v opentracker >/dev/null || ! command -v wrk >/dev/null || ! command -v perf >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opentracker wrk linux-perf >/dev/null
 fi
@@ -70,10 +73,13 @@ measure() {
   n=$(echo "$out" | sed -n 's/.*received \([0-9]*\) .*/\1/p; s/^ *\([0-9]*\) requests in .*/\1/p' | head -1)
   p99=$(echo "$out" | sed -n 's/.* p99 \([0-9.]*\) us.*/\1/p; s/^ *99% *\([0-9.]*\)\(us\|ms\|s\)$/\1 \2/p' | head -1)
   R[$name.n]=$n
-  R[$name.rate]=$(awk -v n="$n" -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.0f", n / (b - a) }')
+  # The generator's own rate (over its sending time) if it prints one; else over the wall time,
+  # which includes the generator's start.
+  R[$name.rate]=$(echo "$out" | sed -n 's/.* s: \([0-9]*\) replies\/s.*/\1/p; s/^Requests\/sec: *\([0-9]*\).*/\1/p' | head -1)
+  [ -n "${R[$name.rate]}" ] || R[$name.rate]=$(awk -v n="$n" -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.0f", n / (b - a) }')
   R[$name.cpu]=$(awk -v c=$((c1 - c0)) -v t="$tck" -v n="$n" 'BEGIN { printf "%.2f", c / t / n * 1e6 }')
   R[$name.p99]=$(echo "$p99" | awk '{ v = $1; if ($2 == "ms") v *= 1000; if ($2 == "s") v *= 1e6; printf "%.0f", v }')
-  echo "$name: $(echo "$out" | tail -1)" >&2
+  echo "$name: server CPU ${R[$name.cpu]} us per reply; $(echo "$out" | tail -1)" >&2
 }
 
 # Memory: growth of resident memory while FILL x HASHES peers are announced, per peer.
@@ -100,25 +106,50 @@ split() {
     | awk '/\[kernel/ { gsub("%", "", $1); k += $1 } END { printf "%.3f", k / 100 }')
 }
 
-for s in sw ot fl; do
-  case $s in sw) pid=$sw; port=$sw_udp;; ot) pid=$ot; port=$ot_udp;; fl) pid=$fl; port=$fl_udp;; esac
-  measure "$s.udpfixed" "$pid" udp "$port" --mix 5:85:10 --rate "$udp_rate" --duration "$secs"
-  [ $s = fl ] || split "$s.udpfixed" "$pid" udp "$port" --mix 5:85:10 --rate "$udp_rate" --duration "$((secs / 2))"
-  measure "$s.udpmax" "$pid" udp "$port" --mix 5:85:10 --duration "$secs"
+# median NAME: R[NAME.rate|cpu|p99] from R[NAME.rN.*] over the rounds.
+median() {
+  local name=$1 m r
+  for m in rate cpu p99; do
+    R[$name.$m]=$(for r in $(seq "$rounds"); do echo "${R[$name.r$r.$m]:-}"; done | grep . | sort -g \
+      | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }')
+  done
+}
+
+for r in $(seq "$rounds"); do
+  for k in udpfixed udpmax; do
+    for s in sw ot fl; do
+      case $s in sw) pid=$sw; port=$sw_udp;; ot) pid=$ot; port=$ot_udp;; fl) pid=$fl; port=$fl_udp;; esac
+      if [ $k = udpfixed ]; then
+        measure "$s.$k.r$r" "$pid" udp "$port" --mix 5:85:10 --rate "$udp_rate" --duration "$secs"
+      else
+        measure "$s.$k.r$r" "$pid" udp "$port" --mix 5:85:10 --duration "$secs"
+      fi
+    done
+  done
+done
+for s in sw ot fl; do median "$s.udpfixed"; median "$s.udpmax"; done
+for s in sw ot; do
+  if [ $s = sw ]; then pid=$sw; port=$sw_udp; else pid=$ot; port=$ot_udp; fi
+  split "$s.udpfixed" "$pid" udp "$port" --mix 5:85:10 --rate "$udp_rate" --duration "$(( (secs + 1) / 2 ))"
 done
 kill "$fl"
 
 wrk_run() { # port extra-args...
   HASHES="$work/hashes-http.txt" taskset -c 1 wrk -t1 -c64 --latency -s bench/http-wrk.lua "${@:2}" "http://127.0.0.1:$1"; }
-for s in sw ot; do
-  if [ $s = sw ]; then pid=$sw; port=$sw_http; else pid=$ot; port=$ot_http; fi
-  wrk_run "$port" -d2s >/dev/null
-  measure "$s.httpka" "$pid" wrk_run "$port" -d"${secs}s"
-  measure "$s.httpclose" "$pid" wrk_run "$port" -d"${secs}s" -H "Connection: close"
+wrk_run "$sw_http" -d2s >/dev/null
+wrk_run "$ot_http" -d2s >/dev/null
+for r in $(seq "$rounds"); do
+  for s in sw ot; do
+    if [ $s = sw ]; then pid=$sw; port=$sw_http; else pid=$ot; port=$ot_http; fi
+    measure "$s.httpka.r$r" "$pid" wrk_run "$port" -d"${secs}s"
+    measure "$s.httpclose.r$r" "$pid" wrk_run "$port" -d"${secs}s" -H "Connection: close"
+  done
 done
+for s in sw ot; do median "$s.httpka"; median "$s.httpclose"; done
 
 taskset -c 1 target/release/dht-load --target "127.0.0.1:$sw_dht" --duration 2 >/dev/null
-measure sw.dht "$sw" taskset -c 1 target/release/dht-load --target "127.0.0.1:$sw_dht" --duration "$secs"
+measure sw.dht "$sw" taskset -c 1 target/release/dht-load --target "127.0.0.1:$sw_dht" \
+  --duration "$((secs * rounds))"
 
 R[sw.hwm]=$(rss "$sw" VmHWM); R[ot.hwm]=$(rss "$ot" VmHWM)
 R[sw.persec]=x
@@ -127,7 +158,7 @@ elapsed=$(( $(date +%s) - t0 ))
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "" || b == "") print "-"; else printf "%.2fx", a / b }'; }
 row() { printf "| %-44s | %12s | %12s | %8s | %10s | %8s |\n" "$1" "$2" "$3" "$4" "${5:--}" "${6:--}"; }
 echo
-echo "swarmd $(target/release/swarmd --version | awk '{print $2}') vs $(dpkg-query -W -f='opentracker ${Version}' opentracker 2>/dev/null) -- $nhash hashes, $(nproc) cores, ${secs}s per phase, ${elapsed}s in all"
+echo "swarmd $(target/release/swarmd --version | awk '{print $2}') vs $(dpkg-query -W -f='opentracker ${Version}' opentracker 2>/dev/null) -- $nhash hashes, $(nproc) cores, medians of $rounds rounds of ${secs}s per phase, ${elapsed}s in all"
 row "metric" "swarmd" "opentracker" "sw/ot" "udp floor" "floor/ot"
 row "--------------------------------------------" "------------" "------------" "--------" "----------" "--------"
 row "memory: bytes per peer (${fill} x $nhash peers)" "${R[sw.bpp]}" "${R[ot.bpp]}" "$(ratio "${R[sw.bpp]}" "${R[ot.bpp]}")"
