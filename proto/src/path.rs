@@ -95,27 +95,21 @@ mod tests {
         assert_eq!(r(&long), None);
     }
 
-    /// The first `/` and the last `/` split alike whenever the path routes (a routable path has
-    /// at most one `/` after the leading one), so the route of any path is what splitting at the
-    /// first `/` gives.
+    /// `route` agrees with the rule stated as segments: after the leading `/`, one segment that
+    /// names an endpoint, or two of which exactly one does and the other is a usable key.
     #[test]
-    fn routes_as_splitting_at_the_first_slash() {
-        fn by_first(path: &[u8]) -> Option<(Endpoint, Option<&[u8]>)> {
-            let rest = path.strip_prefix(b"/")?;
-            match rest.iter().position(|&b| b == b'/') {
-                None => endpoint(rest).map(|e| (e, None)),
-                Some(i) => {
-                    let (a, b) = (&rest[..i], &rest[i + 1..]);
-                    let (e, key) = match (endpoint(a), endpoint(b)) {
-                        (Some(e), None) => (e, b),
-                        (None, Some(e)) => (e, a),
-                        _ => return None,
-                    };
-                    if key.is_empty() || key.len() > MAX_PASSKEY_LEN || key.contains(&b'/') {
-                        return None;
-                    }
-                    Some((e, Some(key)))
-                }
+    fn routes_as_the_segment_rule_says() {
+        fn by_segments(path: &[u8]) -> Option<(Endpoint, Option<&[u8]>)> {
+            let usable = |k: &[u8]| !k.is_empty() && k.len() <= MAX_PASSKEY_LEN;
+            let segments: Vec<&[u8]> = path.strip_prefix(b"/")?.split(|&b| b == b'/').collect();
+            match segments[..] {
+                [only] => endpoint(only).map(|e| (e, None)),
+                [a, b] => match (endpoint(a), endpoint(b)) {
+                    (Some(e), None) if usable(b) => Some((e, Some(b))),
+                    (None, Some(e)) if usable(a) => Some((e, Some(a))),
+                    _ => None,
+                },
+                _ => None,
             }
         }
         let parts: [&[u8]; 6] = [b"/", b"announce", b"scrape", b"k3y", b"", b"?"];
@@ -131,7 +125,12 @@ mod tests {
             paths.dedup();
         }
         for p in &paths {
-            assert_eq!(route(p), by_first(p), "{:?}", p.escape_ascii().to_string());
+            assert_eq!(
+                route(p),
+                by_segments(p),
+                "{:?}",
+                p.escape_ascii().to_string()
+            );
             let (path, query) = split_query(p);
             let at = p.iter().position(|&b| b == b'?');
             assert_eq!(path.len(), at.unwrap_or(p.len()));
