@@ -2,9 +2,10 @@
 //! at all. It answers every connect, announce and scrape with a well-formed reply (a fixed
 //! connection id, an empty peer list, zero counts) through the same I/O swarmd's UDP workers
 //! use: one socket, `recvmmsg` of up to `udp.recv_batch` datagrams (swarmd's default unless
-//! told otherwise; blocking for the first), `sendmmsg` of the replies. `bench/compare.sh` drives it with the same load as swarmd and opentracker; its
-//! CPU per request is what the kernel alone costs, and its saturated rate the most any
-//! tracker with this I/O could answer. Loopback benchmarking only: it checks nothing.
+//! told otherwise; blocking for the first), `sendmmsg` of the replies. `bench/compare.sh`
+//! drives it with the same load as swarmd and opentracker; its CPU per request is what the
+//! kernel alone costs, and its saturated rate the most any tracker with this I/O could answer.
+//! Loopback benchmarking only: it checks nothing.
 #![allow(unsafe_code)]
 
 use std::io;
