@@ -10,11 +10,14 @@
 # grow each time, so private mode accounts every one and its flush writes them) and keep-alive
 # HTTP announces; public mode also gets the same passkey-carrying requests ("public+keys"),
 # which it ignores. Prints replies/s and server CPU microseconds per reply, and the
-# private/public ratios.
+# private/public ratios. The UDP generator polls for replies (`udp-load --spin`), so the
+# server's replies never pay for waking it, as a remote client's would not (SPIN=0 turns that
+# off).
 # Usage: bench/private-mode.sh [SECONDS] [HASHES] [USERS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-6}; nhash=${2:-100000}; nusers=${3:-1000}; rounds=${4:-3}
+spin=--spin; [ "${SPIN:-1}" = 0 ] && spin=
 command -v wrk >/dev/null && command -v curl >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk curl >/dev/null; }
 cargo build --release --locked -p swarmd --bin swarmd -p swarmd-bench --bin udp-load
@@ -46,7 +49,7 @@ start() { # mode
 
 udp_load() { # mode seconds
   taskset -c 1 target/release/udp-load --target "127.0.0.1:${udp[$1]}" --duration "$2" \
-    --hash-file "$work/hashes.txt" --packets 16384 ${KEYS:+--passkey-file "$KEYS"} ${PROGRESS:+--progress}; }
+    --hash-file "$work/hashes.txt" --packets 16384 ${KEYS:+--passkey-file "$KEYS"} ${PROGRESS:+--progress} $spin; }
 http_load() { # mode seconds
   HASHES="$work/hashes.txt" PASSKEYS="${KEYS:-}" taskset -c 1 wrk -t1 -c64 -d"$2s" \
     -s bench/http-wrk.lua "http://127.0.0.1:${http[$1]}"; }

@@ -122,6 +122,13 @@ pub struct Plan<'a> {
     /// Called on a request before it is sent again (with how many times it was sent before),
     /// to change it in place: e.g. grow an announce's transfer counters, as a live peer's do.
     pub resend: Option<fn(&mut [u8], usize)>,
+    /// Wait for replies by polling the socket without blocking, instead of sleeping in
+    /// `recv`: the generator's thread then never sleeps, so the server's reply never has to
+    /// wake it. On loopback that wake-up is charged to the server's `sendmmsg` (a remote
+    /// client's never is), and a slower server leaves the generator asleep more often, which
+    /// makes the charge grow with the server's own cost. Burns the generator's core; a
+    /// thread with nothing to read yields it, so several sockets can share one core.
+    pub spin: bool,
 }
 
 /// What a reply is, to the generator.
@@ -136,7 +143,8 @@ pub struct Reply {
 /// Drives one connected socket: sends the next window of requests (paced to `plan.rate` when
 /// set), then reads replies until the window is answered or a read times out (the rest count as
 /// lost), and again, until the deadline or the limit. Replies are timed against their request's
-/// send time.
+/// send time. With `plan.spin`, replies are polled for (see [`Plan::spin`]) up to the same
+/// timeout.
 pub fn drive(
     sock: &UdpSocket,
     plan: Plan<'_>,
@@ -150,6 +158,10 @@ pub fn drive(
     let started = Instant::now();
     let limit = plan.limit.unwrap_or(usize::MAX);
     let mut next = 0usize;
+    if plan.spin {
+        sock.set_nonblocking(true)?;
+    }
+    let timeout = sock.read_timeout()?.unwrap_or(Duration::from_millis(20));
     while Instant::now() < plan.deadline && next < limit {
         if let Some(rate) = plan.rate {
             let due = started + Duration::from_secs_f64(next as f64 / rate);
@@ -171,8 +183,9 @@ pub fn drive(
         }
         totals.sent.fetch_add(batch as u64, Ordering::Relaxed);
         let mut got = 0u64;
+        let waited_from = Instant::now();
         for _ in 0..batch {
-            match sock.recv(&mut buf) {
+            match recv(sock, &mut buf, plan.spin, waited_from, timeout) {
                 Ok(n) => {
                     let reply = classify(&buf[..n]);
                     if !reply.expected {
@@ -196,4 +209,27 @@ pub fn drive(
     }
     totals.merge_latency(&hist);
     Ok(())
+}
+
+/// One reply: a blocking `recv` (the socket's read timeout bounds it), or with `spin` a
+/// non-blocking one retried, yielding the core in between, until something arrives or
+/// `timeout` has passed since `from`.
+fn recv(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    spin: bool,
+    from: Instant,
+    timeout: Duration,
+) -> std::io::Result<usize> {
+    loop {
+        match sock.recv(buf) {
+            Err(e) if spin && e.kind() == std::io::ErrorKind::WouldBlock => {
+                if from.elapsed() >= timeout {
+                    return Err(e);
+                }
+                std::thread::yield_now();
+            }
+            r => return r,
+        }
+    }
 }

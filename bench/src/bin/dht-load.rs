@@ -113,6 +113,7 @@ fn main() -> anyhow::Result<()> {
                     deadline,
                     limit: None,
                     rate: args.rate.map(|r| r / args.sockets as f64),
+                    spin: false,
                 };
                 swarmd_bench::drive(&sock, plan, totals, |b| match parse_message(b) {
                     Ok(m) if matches!(m.body, Body::Response(_)) => swarmd_bench::Reply {

@@ -65,6 +65,11 @@ struct Args {
     /// (`/KEY/announce`), as clients of a private tracker do.
     #[arg(long, value_name = "FILE")]
     passkey_file: Option<PathBuf>,
+    /// Poll for replies instead of sleeping until one comes, so the server's replies never
+    /// have to wake the generator (on loopback that wake-up is charged to the server, and it
+    /// grows as the server slows). The sockets' threads then keep their core busy.
+    #[arg(long)]
+    spin: bool,
 }
 
 fn connect(sock: &UdpSocket, buf: &mut [u8]) -> anyhow::Result<u64> {
@@ -239,6 +244,7 @@ fn main() -> anyhow::Result<()> {
                     deadline,
                     limit,
                     rate: per_socket_rate,
+                    spin: args.spin,
                 };
                 swarmd_bench::drive(&sock, plan, totals, |b| match parse_response(b) {
                     Ok(Response::Error { .. }) | Err(_) => Reply {
