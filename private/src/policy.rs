@@ -312,9 +312,10 @@ impl PrivatePolicy {
         let (bits, cell) = self.torrents.locate(h);
         let mut guard = cell.lock();
         let shard = &mut *guard;
-        let (out, user_id, addr) = match shard.active.get_mut(h) {
+        let hint = shard.hints.get(bits);
+        let (out, user_id, at) = match shard.active.find_mut(h, hint) {
             // One lookup: the allow-list entry, the sessions and the pending records.
-            Some(t) => {
+            Some((at, t)) => {
                 let (key, transfer) = match self.admit(t.listed.then_some(t.private), key, transfer)
                 {
                     Ok(found) => found,
@@ -324,7 +325,7 @@ impl PrivatePolicy {
                 (
                     t.announce(h, &acc, self.limits, &mut shard.removed),
                     key.user_id,
-                    std::ptr::from_ref(t).addr(),
+                    at,
                 )
             }
             // Listed but without sessions (or not listed at all).
@@ -336,15 +337,15 @@ impl PrivatePolicy {
                 };
                 let acc = accounted(req, &key, transfer, now);
                 // Listed (admitted), so made from its idle entry: the id is not used.
-                let t = activate(&mut shard.active, &mut shard.idle, h, 0);
+                let (at, t) = activate(&mut shard.active, &mut shard.idle, h, 0);
                 (
                     t.announce(h, &acc, self.limits, &mut shard.removed),
                     key.user_id,
-                    std::ptr::from_ref(t).addr(),
+                    at,
                 )
             }
         };
-        if shard.hints.note(bits, addr, shard.active.len()) {
+        if hint != Some(at) && shard.hints.note(bits, at, shard.active.len()) {
             cell.publish_hints(&shard.hints);
         }
         drop(guard);

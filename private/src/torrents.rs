@@ -5,8 +5,10 @@
 //! A shard keeps two maps, and a hash is in at most one of them:
 //! * `active`: the torrents with sessions or pending accounting (and removed torrents whose
 //!   sessions have not ended yet), as full [`TorrentState`]s whose first session and first
-//!   pending record sit inline in the map's bucket, so an announce of a torrent's first
-//!   session costs one cache miss (any other session, one more: its torrent's vector);
+//!   pending record sit inline, in a dense vector found through a map of positions or,
+//!   usually, straight through a checked hint ([`Active`], [`Hints`]), so an announce of a
+//!   torrent's first session costs the cache misses of its state, which the UDP tracker's
+//!   prefetch pipeline starts early (any other session, one more: its torrent's vector);
 //! * `idle`: listed torrents nobody announces with a key, as bare [`TorrentEntry`]s (56-byte
 //!   buckets), so a catalogue of dead torrents stays small.
 //!
@@ -34,31 +36,168 @@ const SHARDS: usize = 256;
 /// One shard's state.
 #[derive(Debug)]
 pub(crate) struct Shard {
-    pub(crate) active: HashMap<InfoHash, TorrentState, InfoHashState>,
+    pub(crate) active: Active,
     pub(crate) idle: HashMap<InfoHash, TorrentEntry, InfoHashState>,
     /// Sessions dropped since the last flush, whose rows the flush deletes.
     pub(crate) removed: Vec<Removed>,
-    /// Where active torrents' states were last seen, for prefetching.
+    /// Where active torrents' states were last seen.
     pub(crate) hints: Hints,
 }
 
-/// Where each active torrent's state was last seen in memory, for prefetching only: a
-/// direct-mapped table of addresses by info-hash bits, written at every accounted announce.
-/// An address goes stale when the map grows or the torrent goes idle; a stale one costs a
-/// wasted prefetch, never a wrong answer, because nothing ever reads through it. One 8-byte
-/// slot per power of two at least twice the shard's active torrents: 16 to 32 bytes per active
-/// torrent (given back at a flush that finds the shard far emptier).
-#[derive(Debug, Default)]
-pub(crate) struct Hints {
-    slots: Vec<usize>,
+/// An active torrent: its hash beside its state, so a hint can be checked where it points.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct Slot {
+    pub(crate) hash: InfoHash,
+    pub(crate) state: TorrentState,
 }
 
-/// What a hint fetches ahead is the torrent's whole (key, state) map bucket, with its inline
-/// first session and pending record, wherever the map put the key (before the state, as it
-/// does today, or after it): from this many bytes before the noted state's address...
-const HINT_BEFORE: usize = size_of::<InfoHash>().next_multiple_of(align_of::<TorrentState>());
-/// ...to this many after it.
-const HINT_AFTER: usize = size_of::<(InfoHash, TorrentState)>();
+/// A shard's active torrents: their states in one dense vector of [`Slot`]s, found by hash
+/// through a map of positions, or straight through a [`Hints`] position that the slot's hash
+/// confirms. A confirmed hint skips the map, and with it the cache miss on the map's control
+/// bytes that no prefetch could reach (the map does not say where a key's bytes are). A flush
+/// that drops a state moves the last one into its place; positions held across that go stale,
+/// which is why a hint is always checked.
+#[derive(Debug)]
+pub(crate) struct Active {
+    positions: HashMap<InfoHash, u32, InfoHashState>,
+    slots: Vec<Slot>,
+}
+
+/// A position as the map and the hints store it: a shard never holds anywhere near 2^32
+/// active torrents (each is hundreds of bytes), so the fallback is never taken.
+fn pos32(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+impl Active {
+    /// No active torrents; the position map hashes with `hasher`.
+    pub(crate) fn new(hasher: InfoHashState) -> Self {
+        Self {
+            positions: HashMap::with_hasher(hasher),
+            slots: Vec::new(),
+        }
+    }
+
+    /// Number of active torrents.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether `info_hash` is active.
+    #[cfg(test)]
+    pub(crate) fn contains_key(&self, info_hash: &InfoHash) -> bool {
+        self.positions.contains_key(info_hash)
+    }
+
+    /// The state of `info_hash`.
+    pub(crate) fn get(&self, info_hash: &InfoHash) -> Option<&TorrentState> {
+        let at = *self.positions.get(info_hash)? as usize;
+        self.slots.get(at).map(|s| &s.state)
+    }
+
+    /// The state of `info_hash`, mutably.
+    pub(crate) fn get_mut(&mut self, info_hash: &InfoHash) -> Option<&mut TorrentState> {
+        self.find_mut(info_hash, None).map(|(_, t)| t)
+    }
+
+    /// The position and state of `info_hash`: at position `hint` if that slot holds it, else
+    /// wherever the map says.
+    #[inline]
+    pub(crate) fn find_mut(
+        &mut self,
+        info_hash: &InfoHash,
+        hint: Option<usize>,
+    ) -> Option<(usize, &mut TorrentState)> {
+        let at = match hint {
+            Some(at) if self.slots.get(at).is_some_and(|s| s.hash == *info_hash) => at,
+            _ => *self.positions.get(info_hash)? as usize,
+        };
+        self.slots.get_mut(at).map(|s| (at, &mut s.state))
+    }
+
+    /// The position and state of `info_hash`, made by `make` if it is not active.
+    pub(crate) fn get_or_insert_with(
+        &mut self,
+        info_hash: &InfoHash,
+        make: impl FnOnce() -> TorrentState,
+    ) -> (usize, &mut TorrentState) {
+        let at = match self.positions.get(info_hash) {
+            Some(&at) => at as usize,
+            None => {
+                let at = self.slots.len();
+                self.positions.insert(*info_hash, pos32(at));
+                self.slots.push(Slot {
+                    hash: *info_hash,
+                    state: make(),
+                });
+                at
+            }
+        };
+        let slot = &mut self.slots[at];
+        (at, &mut slot.state)
+    }
+
+    /// Keeps the states `keep` returns true for, visiting each once; a dropped one's place is
+    /// taken by the last.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&InfoHash, &mut TorrentState) -> bool) {
+        let mut i = 0;
+        while let Some(Slot { hash, state }) = self.slots.get_mut(i) {
+            if keep(hash, state) {
+                i += 1;
+                continue;
+            }
+            let gone = self.slots.swap_remove(i);
+            self.positions.remove(&gone.hash);
+            if let Some(moved) = self.slots.get(i) {
+                self.positions.insert(moved.hash, pos32(i));
+            }
+        }
+    }
+
+    /// Every state with its hash, mutably.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&InfoHash, &mut TorrentState)> {
+        self.slots.iter_mut().map(|s| (&s.hash, &mut s.state))
+    }
+
+    /// Gives memory back after a spike.
+    fn shrink(&mut self) {
+        shrink(&mut self.positions);
+        let used = self.slots.len();
+        if self.slots.capacity() > 64 && used.saturating_mul(4) < self.slots.capacity() {
+            self.slots.shrink_to(used * 2);
+        }
+    }
+
+    /// Starts loading every cache line of the slot at position `at`, if there is one (a hint:
+    /// it may hold another torrent by now; nothing is read).
+    #[inline]
+    fn prefetch(&self, at: usize) {
+        if let Some(slot) = self.slots.get(at) {
+            let start = std::ptr::from_ref(slot).addr();
+            let end = start.wrapping_add(size_of::<Slot>());
+            let mut line = start & !63;
+            while line < end {
+                swarmd_swarm::prefetch::prefetch(std::ptr::without_provenance::<u8>(line));
+                line = line.wrapping_add(64);
+            }
+        }
+    }
+}
+
+/// Where each active torrent's state was last seen: a direct-mapped table of [`Active`]
+/// positions by info-hash bits, written at every accounted announce that found its torrent
+/// elsewhere. The announce path tries the noted position first (see [`Active::find_mut`]), and
+/// the prefetch pipeline loads the slot it names ahead of the request. A position goes stale
+/// when a flush moves states, and two torrents can share an entry; either way the slot's hash
+/// does not match and the map is asked, so a hint never changes an answer. One 4-byte entry
+/// per power of two at least four times the shard's active torrents, 16 to 32 bytes per
+/// active torrent (given back at a flush that finds the shard far emptier).
+#[derive(Debug, Default)]
+pub(crate) struct Hints {
+    /// Position + 1; 0 for none.
+    slots: Vec<u32>,
+}
 
 impl Hints {
     /// The slot of hash bits `bits`.
@@ -68,17 +207,25 @@ impl Hints {
         (!self.slots.is_empty()).then(|| bits as usize & (self.slots.len() - 1))
     }
 
-    /// Notes that the state of the torrent with hash bits `bits` is at `addr`, with `active`
-    /// torrents in the shard (the table grows to twice that, dropping what it knew). True if
-    /// the table moved (republish it: [`ShardCell::publish_hints`]).
+    /// The position last noted for hash bits `bits`, if any.
     #[inline]
-    pub(crate) fn note(&mut self, bits: u64, addr: usize, active: usize) -> bool {
-        let moved = self.slots.len() < active;
+    pub(crate) fn get(&self, bits: u64) -> Option<usize> {
+        let i = self.index(bits)?;
+        (*self.slots.get(i)? as usize).checked_sub(1)
+    }
+
+    /// Notes that the torrent with hash bits `bits` is at position `at`, with `active`
+    /// torrents in the shard (the table grows to four times that when it falls below twice,
+    /// dropping what it knew). True if the table moved (republish it:
+    /// [`ShardCell::publish_hints`]).
+    #[inline]
+    pub(crate) fn note(&mut self, bits: u64, at: usize, active: usize) -> bool {
+        let moved = self.slots.len() < active.saturating_mul(2);
         if moved {
-            self.slots = vec![0; (active * 2).next_power_of_two().max(64)];
+            self.slots = vec![0; (active * 4).next_power_of_two().max(64)];
         }
         if let Some(i) = self.index(bits) {
-            self.slots[i] = addr;
+            self.slots[i] = pos32(at).saturating_add(1);
         }
         moved
     }
@@ -92,30 +239,13 @@ impl Hints {
         }
     }
 
-    /// Starts loading the state last noted for `bits`, if any: every cache line of its
-    /// bucket, whatever the bucket's offset within a line (buckets are not line-sized, and a
-    /// key in an unfetched line was most of an announce's stall on this map).
-    #[inline]
-    pub(crate) fn prefetch(&self, bits: u64) {
-        if let Some(&addr) = self.index(bits).and_then(|i| self.slots.get(i)) {
-            if addr != 0 {
-                let end = addr.wrapping_add(HINT_AFTER);
-                let mut line = addr.wrapping_sub(HINT_BEFORE) & !63;
-                while line < end {
-                    swarmd_swarm::prefetch::prefetch(std::ptr::without_provenance::<u8>(line));
-                    line = line.wrapping_add(64);
-                }
-            }
-        }
-    }
-
     /// Slots in the table.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
-    /// Slots holding an address.
+    /// Slots holding a position.
     #[cfg(test)]
     pub(crate) fn noted(&self) -> usize {
         self.slots.iter().filter(|&&a| a != 0).count()
@@ -123,7 +253,7 @@ impl Hints {
 
     /// Gives memory back once the shard has far fewer active torrents than slots.
     fn fit(&mut self, active: usize) {
-        if self.slots.len() > 64 && active.saturating_mul(8) < self.slots.len() {
+        if self.slots.len() > 64 && active.saturating_mul(16) < self.slots.len() {
             self.slots = Vec::new();
         }
     }
@@ -132,7 +262,7 @@ impl Hints {
 impl Shard {
     /// The active state of `info_hash` (see [`activate`]).
     pub(crate) fn activate(&mut self, info_hash: &InfoHash, unlisted_id: i64) -> &mut TorrentState {
-        activate(&mut self.active, &mut self.idle, info_hash, unlisted_id)
+        activate(&mut self.active, &mut self.idle, info_hash, unlisted_id).1
     }
 
     /// Takes what the flush writes out of every active torrent of the shard (see
@@ -146,7 +276,7 @@ impl Shard {
             t.take(h, now, timeout, out);
             settle(idle, h, t)
         });
-        shrink(&mut self.active);
+        self.active.shrink();
         self.hints.fit(self.active.len());
     }
 
@@ -171,20 +301,18 @@ impl Shard {
     }
 }
 
-/// The active state of `info_hash`: made from its idle entry if it is listed, or a fresh
-/// unlisted state with row id `unlisted_id` if it is not known at all.
+/// The position and active state of `info_hash`: made from its idle entry if it is listed,
+/// or a fresh unlisted state with row id `unlisted_id` if it is not known at all.
 pub(crate) fn activate<'a>(
-    active: &'a mut HashMap<InfoHash, TorrentState, InfoHashState>,
+    active: &'a mut Active,
     idle: &mut HashMap<InfoHash, TorrentEntry, InfoHashState>,
     info_hash: &InfoHash,
     unlisted_id: i64,
-) -> &'a mut TorrentState {
-    active
-        .entry(*info_hash)
-        .or_insert_with(|| match idle.remove(info_hash) {
-            Some(e) => TorrentState::listed(&e),
-            None => TorrentState::unlisted(unlisted_id),
-        })
+) -> (usize, &'a mut TorrentState) {
+    active.get_or_insert_with(info_hash, || match idle.remove(info_hash) {
+        Some(e) => TorrentState::listed(&e),
+        None => TorrentState::unlisted(unlisted_id),
+    })
 }
 
 /// Whether an active state stays active; one with nothing left goes to `idle` if listed.
@@ -259,7 +387,7 @@ impl Torrents {
             shards: (0..SHARDS)
                 .map(|_| ShardCell {
                     shard: Mutex::new(Shard {
-                        active: HashMap::with_hasher(map_hasher),
+                        active: Active::new(map_hasher),
                         idle: HashMap::with_hasher(map_hasher),
                         removed: Vec::new(),
                         hints: Hints::default(),
@@ -293,19 +421,21 @@ impl Torrents {
 
     /// Starts loading what an announce of `info_hash` reads (see
     /// [`AccessPolicy::prefetch`](swarmd_swarm::access::AccessPolicy::prefetch)): at the first
-    /// step the shard's lock and, without the lock, the torrent's hint slot (through the
+    /// step the shard's lock and, without the lock, the torrent's hint entry (through the
     /// published table address beside the lock); at the second, under the lock if it is free,
-    /// the torrent's state the slot points at.
+    /// the slot the entry names.
     pub(crate) fn prefetch(&self, info_hash: &InfoHash, step: Prefetch) {
         let (bits, cell) = self.locate(info_hash);
         match step {
             Prefetch::Bucket => {
                 swarmd_swarm::prefetch::prefetch(std::ptr::from_ref(&cell.shard));
-                cell.hint_table.prefetch::<usize>(bits);
+                cell.hint_table.prefetch::<u32>(bits);
             }
             Prefetch::Record => {
                 if let Some(shard) = cell.shard.try_lock() {
-                    shard.hints.prefetch(bits);
+                    if let Some(at) = shard.hints.get(bits) {
+                        shard.active.prefetch(at);
+                    }
                 }
             }
         }
@@ -441,5 +571,114 @@ impl Torrents {
         if !t.sessions.contains(session.key()) {
             t.sessions.push(session);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A state told apart by its row id.
+    fn state(id: i64) -> TorrentState {
+        TorrentState::unlisted(id)
+    }
+
+    fn hash(n: u8) -> InfoHash {
+        InfoHash([n; 20])
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Activate hash n (with row id n if new).
+        Insert(u8),
+        /// Drop every hash whose byte is in the set (bit n % 64).
+        Retain(u64),
+        /// Look up hash n, trying position p first.
+        Find(u8, usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..40).prop_map(Op::Insert),
+            1 => any::<u64>().prop_map(Op::Retain),
+            4 => (0u8..48, 0usize..48).prop_map(|(n, p)| Op::Find(n, p)),
+        ]
+    }
+
+    proptest! {
+        /// Whatever position is hinted (right, stale, another torrent's, out of range), the
+        /// active set answers as a map would, and every position it reports holds its torrent.
+        #[test]
+        fn active_behaves_as_a_map_whatever_the_hints(ops in proptest::collection::vec(op(), 0..300)) {
+            let mut active = Active::new(InfoHashState::new());
+            let mut model: BTreeMap<u8, i64> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(n) => {
+                        let (at, t) = active.get_or_insert_with(&hash(n), || state(n.into()));
+                        prop_assert_eq!(t.id, i64::from(n));
+                        model.entry(n).or_insert(n.into());
+                        prop_assert_eq!(active.find_mut(&hash(n), Some(at)).map(|(a, _)| a), Some(at));
+                    }
+                    Op::Retain(drop) => {
+                        let mut seen = 0;
+                        active.retain(|h, t| {
+                            seen += 1;
+                            assert_eq!(t.id, i64::from(h.0[0]), "each state with its own hash");
+                            drop & (1 << (h.0[0] % 64)) == 0
+                        });
+                        prop_assert_eq!(seen, model.len(), "every state visited once");
+                        model.retain(|n, _| drop & (1 << (n % 64)) == 0);
+                    }
+                    Op::Find(n, p) => {
+                        let found = active.find_mut(&hash(n), Some(p)).map(|(at, t)| (at, t.id));
+                        prop_assert_eq!(found.map(|(_, id)| id), model.get(&n).copied());
+                        if let Some((at, _)) = found {
+                            prop_assert_eq!(active.find_mut(&hash(n), None).map(|(a, _)| a), Some(at));
+                        }
+                        // Out-of-range and stale hints are only hints.
+                        active.prefetch(p);
+                    }
+                }
+                prop_assert_eq!(active.len(), model.len());
+                for (&n, &id) in &model {
+                    prop_assert_eq!(active.get(&hash(n)).map(|t| t.id), Some(id));
+                }
+            }
+            active.shrink();
+            let ids: BTreeMap<u8, i64> = active.iter_mut().map(|(h, t)| (h.0[0], t.id)).collect();
+            prop_assert_eq!(ids, model);
+        }
+    }
+
+    #[test]
+    fn hints_note_positions_and_grow_with_the_shard() {
+        let mut hints = Hints::default();
+        assert_eq!(hints.get(5), None, "no table yet");
+        assert_eq!(hints.span(), (0, 0));
+        assert!(hints.note(5, 0, 1), "the first note makes the table");
+        assert_eq!(hints.len(), 64);
+        assert_eq!(hints.get(5), Some(0));
+        assert_eq!(
+            hints.get(5 + 64),
+            Some(0),
+            "bits that share an entry share its hint"
+        );
+        assert_eq!(hints.get(6), None);
+        assert!(!hints.note(6, 7, 32));
+        assert_eq!(hints.get(6), Some(7));
+        // Past half full it grows to four times the shard, forgetting what it knew.
+        assert!(hints.note(9, 3, 33));
+        assert_eq!(hints.len(), 256);
+        assert_eq!((hints.get(5), hints.get(9)), (None, Some(3)));
+        // A flush that leaves the shard far emptier gives it back.
+        hints.fit(16);
+        assert_eq!(hints.len(), 256);
+        hints.fit(15);
+        assert_eq!((hints.len(), hints.span()), (0, (0, 0)));
     }
 }

@@ -284,3 +284,46 @@ fn prefetch_hints_follow_announces_and_never_change_answers() {
     assert_eq!(place(&fx, &hash(3)), "active");
     assert_eq!(place(&fx, &hash(250)), "absent");
 }
+
+/// A hash from a 16-bit number, for more torrents than `hash` makes.
+fn wide_hash(i: u16) -> InfoHash {
+    let mut h = [7; 20];
+    h[..2].copy_from_slice(&i.to_be_bytes());
+    InfoHash(h)
+}
+
+#[test]
+fn states_moved_by_a_flush_are_found_by_their_own_hash_not_a_stale_hint() {
+    let fx = Fx::new(Mode::Private);
+    let (uid, key) = fx.user("alice");
+    const N: u16 = 2000;
+    for i in 0..N {
+        fx.allow(wide_hash(i));
+        assert!(Ann::new(wide_hash(i), Some(&key)).send(&fx).is_allowed());
+    }
+    // Every second torrent loses its session; the flush returns those to idle, and the states
+    // after them in each shard move into their places, under the hints noted before.
+    for i in (0..N).step_by(2) {
+        let stop = Ann::new(wide_hash(i), Some(&key)).event(Event::Stopped);
+        assert!(stop.send(&fx).is_allowed());
+    }
+    fx.policy.flush().unwrap();
+    let before = user_totals(&fx, uid);
+    fx.advance(60);
+    for i in (1..N).step_by(2) {
+        let progress = Ann::new(wide_hash(i), Some(&key)).totals(1000, 0, 100);
+        assert!(progress.send(&fx).is_allowed());
+    }
+    fx.policy.flush().unwrap();
+    let after = user_totals(&fx, uid);
+    // Each surviving session was credited its own 1000 bytes, once.
+    assert_eq!(
+        after.raw_uploaded - before.raw_uploaded,
+        1000 * u64::from(N / 2)
+    );
+    assert_eq!(fx.policy.stats().sessions, u64::from(N / 2));
+    for i in 0..N {
+        let want = if i % 2 == 0 { "idle" } else { "active" };
+        assert_eq!(place(&fx, &wide_hash(i)), want, "torrent {i}");
+    }
+}
