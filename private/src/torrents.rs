@@ -185,33 +185,48 @@ impl Active {
     }
 }
 
-/// Where each active torrent's state was last seen: a direct-mapped table of [`Active`]
-/// positions by info-hash bits, written at every accounted announce that found its torrent
-/// elsewhere. The announce path tries the noted position first (see [`Active::find_mut`]), and
-/// the prefetch pipeline loads the slot it names ahead of the request. A position goes stale
-/// when a flush moves states, and two torrents can share an entry; either way the slot's hash
-/// does not match and the map is asked, so a hint never changes an answer. One 4-byte entry
-/// per power of two at least four times the shard's active torrents, 16 to 32 bytes per
-/// active torrent (given back at a flush that finds the shard far emptier).
+/// Where each active torrent's state was last seen: a table of [`Active`] positions by
+/// info-hash bits, written at every accounted announce that found its torrent elsewhere. The
+/// announce path tries the noted position first (see [`Active::find_mut`]), and the prefetch
+/// pipeline loads the slot it names ahead of the request.
+///
+/// Two-way set associative: the low bits pick a pair of entries (in one cache line), and each
+/// entry keeps 32 more bits as a tag, so a torrent finds its own entry, or none, rather than
+/// a neighbour's, whose slot the prefetch would load for nothing; a new entry takes the
+/// pair's first place and the one it displaces the second. A position still goes stale when
+/// a flush moves states, and tags can collide; either way the slot's hash does not match and
+/// the map is asked, so a hint never changes an answer. One 8-byte entry per power of two at
+/// least four times the shard's active torrents, 32 to 64 bytes per active torrent (given
+/// back at a flush that finds the shard far emptier).
 #[derive(Debug, Default)]
 pub(crate) struct Hints {
-    /// Position + 1; 0 for none.
-    slots: Vec<u32>,
+    /// (tag, position + 1) pairs; position + 1 is 0 for none.
+    slots: Vec<[u32; 2]>,
+}
+
+/// The tag of hash bits `bits`: bits the table's index does not use (up to 2^24 entries).
+#[inline]
+fn hint_tag(bits: u64) -> u32 {
+    // Truncation is intended: 32 bits above the index's.
+    (bits >> 24) as u32
 }
 
 impl Hints {
-    /// The slot of hash bits `bits`.
+    /// The first entry of the pair of hash bits `bits`.
     #[inline]
-    fn index(&self, bits: u64) -> Option<usize> {
-        // Truncation is intended: the low bits pick the slot.
-        (!self.slots.is_empty()).then(|| bits as usize & (self.slots.len() - 1))
+    fn set(&self, bits: u64) -> Option<usize> {
+        // Truncation is intended: the low bits pick the pair.
+        (!self.slots.is_empty()).then(|| bits as usize & (self.slots.len() - 1) & !1)
     }
 
     /// The position last noted for hash bits `bits`, if any.
     #[inline]
     pub(crate) fn get(&self, bits: u64) -> Option<usize> {
-        let i = self.index(bits)?;
-        (*self.slots.get(i)? as usize).checked_sub(1)
+        let set = self.set(bits)?;
+        let tag = hint_tag(bits);
+        let pair = self.slots.get(set..set + 2)?;
+        let [_, at] = pair.iter().find(|[t, at]| *t == tag && *at != 0)?;
+        (*at as usize).checked_sub(1)
     }
 
     /// Notes that the torrent with hash bits `bits` is at position `at`, with `active`
@@ -222,15 +237,26 @@ impl Hints {
     pub(crate) fn note(&mut self, bits: u64, at: usize, active: usize) -> bool {
         let moved = self.slots.len() < active.saturating_mul(2);
         if moved {
-            self.slots = vec![0; (active * 4).next_power_of_two().max(64)];
+            self.slots = vec![[0; 2]; (active * 4).next_power_of_two().max(64)];
         }
-        if let Some(i) = self.index(bits) {
-            self.slots[i] = pos32(at).saturating_add(1);
+        let tag = hint_tag(bits);
+        let entry = [tag, pos32(at).saturating_add(1)];
+        if let Some(pair) = self
+            .set(bits)
+            .and_then(|set| self.slots.get_mut(set..set + 2))
+        {
+            match pair.iter().position(|[t, _]| *t == tag) {
+                Some(way) => pair[way] = entry,
+                None => {
+                    pair[1] = pair[0];
+                    pair[0] = entry;
+                }
+            }
         }
         moved
     }
 
-    /// The slot array as (address, length - 1), or (0, 0) if there is none.
+    /// The entry array as (address, length - 1), or (0, 0) if there is none.
     pub(crate) fn span(&self) -> (usize, usize) {
         if self.slots.is_empty() {
             (0, 0)
@@ -239,19 +265,19 @@ impl Hints {
         }
     }
 
-    /// Slots in the table.
+    /// Entries in the table.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
-    /// Slots holding a position.
+    /// Entries holding a position.
     #[cfg(test)]
     pub(crate) fn noted(&self) -> usize {
-        self.slots.iter().filter(|&&a| a != 0).count()
+        self.slots.iter().filter(|[_, at]| *at != 0).count()
     }
 
-    /// Gives memory back once the shard has far fewer active torrents than slots.
+    /// Gives memory back once the shard has far fewer active torrents than entries.
     fn fit(&mut self, active: usize) {
         if self.slots.len() > 64 && active.saturating_mul(16) < self.slots.len() {
             self.slots = Vec::new();
@@ -429,7 +455,7 @@ impl Torrents {
         match step {
             Prefetch::Bucket => {
                 swarmd_swarm::prefetch::prefetch(std::ptr::from_ref(&cell.shard));
-                cell.hint_table.prefetch::<u32>(bits);
+                cell.hint_table.prefetch::<[u32; 2]>(bits);
             }
             Prefetch::Record => {
                 if let Some(shard) = cell.shard.try_lock() {
@@ -656,25 +682,43 @@ mod tests {
     }
 
     #[test]
-    fn hints_note_positions_and_grow_with_the_shard() {
+    fn hints_note_positions_two_ways_and_grow_with_the_shard() {
+        // Three torrents' bits with the same pair (low bits 5) and different tags.
+        let [a, b, c] = [0xA1 << 32 | 5, 0xB2 << 32 | 5, 0xC3 << 32 | 5];
         let mut hints = Hints::default();
-        assert_eq!(hints.get(5), None, "no table yet");
+        assert_eq!(hints.get(a), None, "no table yet");
         assert_eq!(hints.span(), (0, 0));
-        assert!(hints.note(5, 0, 1), "the first note makes the table");
+        assert!(hints.note(a, 0, 1), "the first note makes the table");
         assert_eq!(hints.len(), 64);
-        assert_eq!(hints.get(5), Some(0));
+        assert_eq!(hints.get(a), Some(0));
         assert_eq!(
-            hints.get(5 + 64),
-            Some(0),
-            "bits that share an entry share its hint"
+            hints.get(b),
+            None,
+            "a neighbour's hint is not taken for one's own"
         );
-        assert_eq!(hints.get(6), None);
-        assert!(!hints.note(6, 7, 32));
-        assert_eq!(hints.get(6), Some(7));
+        assert!(!hints.note(b, 7, 32));
+        assert_eq!(
+            (hints.get(a), hints.get(b)),
+            (Some(0), Some(7)),
+            "both ways held"
+        );
+        assert!(!hints.note(a, 2, 32));
+        assert_eq!(
+            (hints.get(a), hints.get(b)),
+            (Some(2), Some(7)),
+            "updated in place"
+        );
+        // A third takes the first way, and what was there the second, dropping its entry.
+        assert!(!hints.note(c, 9, 32));
+        assert_eq!(
+            (hints.get(a), hints.get(b), hints.get(c)),
+            (None, Some(7), Some(9))
+        );
+        assert_eq!(hints.noted(), 2);
         // Past half full it grows to four times the shard, forgetting what it knew.
-        assert!(hints.note(9, 3, 33));
+        assert!(hints.note(a, 3, 33));
         assert_eq!(hints.len(), 256);
-        assert_eq!((hints.get(5), hints.get(9)), (None, Some(3)));
+        assert_eq!((hints.get(a), hints.get(b)), (Some(3), None));
         // A flush that leaves the shard far emptier gives it back.
         hints.fit(16);
         assert_eq!(hints.len(), 256);
