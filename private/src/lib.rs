@@ -23,10 +23,15 @@
 //!   pending accounting (`torrent`), where the first design needed three (an
 //!   allow-list map, a session map keyed by hash, user and peer, a pending map).
 //! * **Inline first entries** (`small`): most swarms hold 1 to 3 sessions. A torrent's first
-//!   session (88 bytes, `session`) and first pending record sit inside its map bucket, right
-//!   after the key and the flags, so their announces read only the lines that the one lookup
+//!   session (88 bytes, `session`) and first pending record sit inside its state, right after
+//!   the key and the flags, so their announces read only the lines that the one lookup
 //!   brings in. Further sessions are in a vector scanned by (user, peer id) (one more miss,
 //!   for its buffer), and swarms over 32 get a hash index so they stay O(1).
+//! * **Hinted lookups** (`torrents`): a shard's active states sit in one dense vector, each
+//!   beside its hash, found through a map of positions or straight through a small table of
+//!   positions by hash bits (two-way, tagged), which the UDP tracker's prefetch pipeline
+//!   reads ahead of the request to load the state. A hint is checked against the slot's hash,
+//!   so a stale one (a flush moves states) only costs the map lookup it was to save.
 //! * **Idle torrents stay small**: a shard keeps listed torrents nobody announces with a key as
 //!   bare entries in a second map (56-byte buckets), so a catalogue of dead torrents costs
 //!   little and does not dilute the cache; a torrent moves to the active map at its first

@@ -1,6 +1,6 @@
 //! A map tuned for the sizes of a torrent's peer sessions and pending records: most torrents
-//! hold 1–3. The first entry is stored inline (so, in a torrent's map bucket, it costs no
-//! pointer chase: the one cache miss that finds the torrent finds it), the others in a vector.
+//! hold 1–3. The first entry is stored inline (so, in a torrent's state, it costs no pointer
+//! chase: the cache misses that find the torrent find it), the others in a vector.
 //! Beside that vector runs one of 32-bit tags, a digest of each entry's key, so a lookup scans
 //! 16 tags per cache line and reads only the entry whose tag matches, instead of one entry
 //! (64-88 bytes, a cache line) per step; past [`BIG`] entries a hash index (key → position) is

@@ -84,9 +84,10 @@ pub(crate) struct Taken {
 /// A torrent's state while it has sessions or pending accounting (see [`crate::torrents`]);
 /// also kept for a removed torrent until its sessions end (announces to it are refused).
 ///
-/// Laid out in this order (`repr(C)`) so that, after the 20-byte key of its map bucket, what
-/// a keep-alive reads (the flags, then the first session) comes first, in two or three cache
-/// lines, and what it does not (ids, multipliers, pending accounting) last.
+/// Laid out in this order (`repr(C)`) so that, after the 20-byte key of its slot (see
+/// [`crate::torrents::Slot`]), what a keep-alive reads (the flags, then the first session)
+/// comes first, in two or three cache lines, and what it does not (ids, multipliers, pending
+/// accounting) last.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct TorrentState {
