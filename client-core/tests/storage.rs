@@ -383,7 +383,9 @@ fn open_file_cache_stays_bounded() {
     });
     let stats = disk.cache_stats();
     assert!(stats.cached <= 8, "{stats:?}");
-    assert!(stats.peak_open <= 8 + THREADS, "{stats:?}");
+    // Capacity plus, per thread, its own handle (evicted by another thread while in use) and
+    // one it evicted and has not closed yet (see the cache's module docs).
+    assert!(stats.peak_open <= 8 + 2 * THREADS, "{stats:?}");
     assert_eq!(
         stats.open, stats.cached,
         "evicted handles closed: {stats:?}"
@@ -393,7 +395,9 @@ fn open_file_cache_stays_bounded() {
     let have = recheck(&disk, &layout, &hashes, 3, |_| {}).unwrap();
     assert!(have.iter().all(|h| *h));
     let stats = disk.cache_stats();
-    assert!(stats.peak_open <= 8 + THREADS, "{stats:?}");
+    // Capacity plus, per thread, its own handle (evicted by another thread while in use) and
+    // one it evicted and has not closed yet (see the cache's module docs).
+    assert!(stats.peak_open <= 8 + 2 * THREADS, "{stats:?}");
     assert!(stats.cached <= 8);
     // The descriptors this process really holds for the torrent's files.
     let ours = std::fs::read_dir("/proc/self/fd")

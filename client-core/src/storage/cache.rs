@@ -3,9 +3,11 @@
 //!
 //! Handles are shared (`Arc`) and used outside the cache's lock, so positional I/O on different
 //! files, or on the same file, runs in parallel. An evicted handle closes when its last in-flight
-//! operation ends: open descriptors stay at most the capacity plus the operations in flight
-//! (one per thread doing I/O). Opening happens outside the lock too; when two threads open the
-//! same file at once, the later insert wins and the other handle closes after its use.
+//! operation ends, and the handle a lookup evicts is closed after the lock is released, so
+//! open descriptors stay at most the capacity plus two per thread doing I/O: the handle it is
+//! using (or has just opened), evicted meanwhile by another thread, and one it has evicted and
+//! not closed yet. Opening happens outside the lock too; when two threads open the same file at
+//! once, the later insert wins and the other handle closes after its use.
 
 use std::collections::HashMap;
 use std::fs::File;
