@@ -457,6 +457,11 @@ struct Seen {
 
 /// A minimal HTTP tracker: records announces, answers with every other port seen.
 async fn fake_tracker() -> (String, Arc<Mutex<Vec<Seen>>>) {
+    slow_fake_tracker(Duration::ZERO).await
+}
+
+/// [`fake_tracker`], answering each announce `delay` after it arrives (one at a time).
+async fn slow_fake_tracker(delay: Duration) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/announce", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
@@ -510,6 +515,7 @@ async fn fake_tracker() -> (String, Arc<Mutex<Vec<Seen>>>) {
                 (b"peers", Value::Bytes(&peers)),
             ])
             .to_bytes();
+            tokio::time::sleep(delay).await;
             let mut reply = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
                  Connection: close\r\n\r\n",
@@ -573,6 +579,30 @@ async fn tracker_sees_started_completed_stopped_with_true_figures() {
         (s[1].event.as_str(), s[1].left, s[1].uploaded),
         ("stopped", 0, total)
     );
+}
+
+/// Stopped while its `started` is still unanswered, a torrent waits for the answer and then
+/// announces `stopped`, rather than dropping the request the tracker already has (which would
+/// leave it listed, with no `stopped` ever sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_during_an_announce_still_sends_stopped_after_it() {
+    let (url, seen) = slow_fake_tracker(Duration::from_millis(600)).await;
+    let (torrent, _) = build_torrent("slow", &[("s.bin", 100_000)], 32 << 10, Some(&url));
+    let h = Torrent::start(config(&torrent, StorageConfig::Memory))
+        .await
+        .unwrap();
+    until("the started announce to arrive", || {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    h.stop().await.unwrap();
+    let events: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.event.clone())
+        .collect();
+    assert_eq!(events, ["started", "stopped"]);
 }
 
 /// A one-node DHT that remembers announces and hands them out to `get_peers`.

@@ -82,9 +82,21 @@ pub(crate) async fn tracker_loop(shared: Arc<Shared>, tiers: Vec<Vec<String>>) {
     let mut retry = cfg.retry;
     loop {
         let req = request(&shared, event, key);
+        let announce = tiers.announce(&client, &req);
+        tokio::pin!(announce);
         let result = tokio::select! {
-            r = tiers.announce(&client, &req) => r,
-            () = shared.shutdown_signal() => break,
+            r = &mut announce => r,
+            () = shared.shutdown_signal() => {
+                // The tracker may have this announce already: let it answer (within the stop
+                // timeout) before `stopped` goes out, or it could apply this one after
+                // `stopped` and keep listing us (and a `started` it took, with no `stopped`
+                // ever sent, would do the same).
+                let t = shared.config.timeouts.stop_announce;
+                if let Ok(Ok(_)) = tokio::time::timeout(t, &mut announce).await {
+                    started = true;
+                }
+                break;
+            }
         };
         let wait = match result {
             Ok((_, reply)) => {

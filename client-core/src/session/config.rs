@@ -128,7 +128,8 @@ pub struct Timeouts {
     /// Period of the choker ([`choke::ROUND`](crate::choke::ROUND), 10 s).
     pub choke_round: Duration,
     /// How long [`TorrentHandle::stop`](super::TorrentHandle::stop) waits for the `stopped`
-    /// announce.
+    /// announce, and before it for an announce already in flight (which must not reach the
+    /// tracker after `stopped`).
     pub stop_announce: Duration,
 }
 

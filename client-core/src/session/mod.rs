@@ -357,9 +357,9 @@ impl TorrentHandle {
         }
     }
 
-    /// Stops the torrent: closes every connection, announces `stopped` (within
-    /// [`Timeouts::stop_announce`]), waits for in-flight piece writes, syncs the storage, and
-    /// returns the final figures.
+    /// Stops the torrent: closes every connection, lets an announce in flight finish, announces
+    /// `stopped` (each within [`Timeouts::stop_announce`]), waits for in-flight piece writes,
+    /// syncs the storage, and returns the final figures.
     pub async fn stop(self) -> Result<Stats, SessionError> {
         self.shared.shut_down();
         self.shared.tasks.wait().await;
