@@ -143,8 +143,8 @@ pub struct Reply {
 /// Drives one connected socket: sends the next window of requests (paced to `plan.rate` when
 /// set), then reads replies until the window is answered or a read times out (the rest count as
 /// lost), and again, until the deadline or the limit. Replies are timed against their request's
-/// send time. With `plan.spin`, replies are polled for (see [`Plan::spin`]) up to the same
-/// timeout.
+/// send time. With `plan.spin`, replies are polled for (see [`Plan::spin`]), and the read
+/// timeout counts from the window's last send rather than from each read.
 pub fn drive(
     sock: &UdpSocket,
     plan: Plan<'_>,

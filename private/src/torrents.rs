@@ -195,9 +195,10 @@ impl Active {
 /// a neighbour's, whose slot the prefetch would load for nothing; a new entry takes the
 /// pair's first place and the one it displaces the second. A position still goes stale when
 /// a flush moves states, and tags can collide; either way the slot's hash does not match and
-/// the map is asked, so a hint never changes an answer. One 8-byte entry per power of two at
-/// least four times the shard's active torrents, 32 to 64 bytes per active torrent (given
-/// back at a flush that finds the shard far emptier).
+/// the map is asked, so a hint never changes an answer. 8-byte entries, a power of two of
+/// them at least four per active torrent when the table is made, and it is made again once
+/// the shard has half as many active torrents as entries: 16 to 64 bytes per active torrent
+/// (given back at a flush that finds the shard far emptier).
 #[derive(Debug, Default)]
 pub(crate) struct Hints {
     /// (tag, position + 1) pairs; position + 1 is 0 for none.
