@@ -86,8 +86,8 @@ pub(crate) struct Taken {
 ///
 /// Laid out in this order (`repr(C)`) so that, after the 20-byte key of its slot (see
 /// [`crate::torrents::Slot`]), what a keep-alive reads (the flags, then the first session)
-/// comes first, in two or three cache lines, and what it does not (ids, multipliers, pending
-/// accounting) last.
+/// comes first, in the slot's first two cache lines, and what it does not (ids, multipliers,
+/// pending accounting) last.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct TorrentState {

@@ -45,8 +45,10 @@ pub(crate) struct Shard {
 }
 
 /// An active torrent: its hash beside its state, so a hint can be checked where it points.
+/// Cache-line aligned, so what a keep-alive of a torrent's first session reads (the hash, the
+/// flags, the inline session) is exactly the slot's first two lines.
 #[derive(Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct Slot {
     pub(crate) hash: InfoHash,
     pub(crate) state: TorrentState,
@@ -169,13 +171,17 @@ impl Active {
         }
     }
 
-    /// Starts loading every cache line of the slot at position `at`, if there is one (a hint:
-    /// it may hold another torrent by now; nothing is read).
+    /// Starts loading the cache lines of the slot at position `at` that an announce reads, if
+    /// there is one (a hint: it may hold another torrent by now; nothing is read): up to the
+    /// pending records, which only announces that credit something touch.
     #[inline]
     fn prefetch(&self, at: usize) {
+        /// Bytes from a slot's start to its pending records.
+        const HOT: usize =
+            std::mem::offset_of!(Slot, state) + std::mem::offset_of!(TorrentState, pending);
         if let Some(slot) = self.slots.get(at) {
             let start = std::ptr::from_ref(slot).addr();
-            let end = start.wrapping_add(size_of::<Slot>());
+            let end = start.wrapping_add(HOT);
             let mut line = start & !63;
             while line < end {
                 swarmd_swarm::prefetch::prefetch(std::ptr::without_provenance::<u8>(line));
@@ -680,6 +686,18 @@ mod tests {
             let ids: BTreeMap<u8, i64> = active.iter_mut().map(|(h, t)| (h.0[0], t.id)).collect();
             prop_assert_eq!(ids, model);
         }
+    }
+
+    /// The hash, the flags and the inline first session (first in its map, `repr(C)`) fill
+    /// the slot's first two cache lines and no more.
+    #[test]
+    fn a_keep_alive_of_a_first_session_reads_two_lines() {
+        use std::mem::offset_of;
+        let first_session_end = offset_of!(Slot, state)
+            + offset_of!(TorrentState, sessions)
+            + size_of::<Option<Session>>();
+        assert!(first_session_end <= 128, "{first_session_end}");
+        assert_eq!(align_of::<Slot>(), 64);
     }
 
     #[test]
