@@ -12,7 +12,8 @@
 # which it ignores. Prints replies/s and server CPU microseconds per reply, and the
 # private/public ratios. The UDP generator polls for replies (`udp-load --spin`), so the
 # server's replies never pay for waking it, as a remote client's would not (SPIN=0 turns that
-# off).
+# off). Besides the ratios of the medians it prints the ratios round by round (each private
+# phase against the public one just before it): their median and range.
 # Usage: bench/private-mode.sh [SECONDS] [HASHES] [USERS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,3 +107,17 @@ awk '{ rate[$1] = $2; cpu[$1] = $3 } END {
     printf "ratio %-16s private/public: CPU per reply %.3f, replies/s %.3f", substr(k, 9), cpu[k]/cpu[p], rate[k]/rate[p]
     if (q in cpu) printf "; private/public+keys: CPU per reply %.3f, replies/s %.3f", cpu[k]/cpu[q], rate[k]/rate[q]
     printf "\n" } }' "$work/medians" | sort
+# The same ratios round by round: each private phase against the public phase measured just
+# before it, so a burst of noise that spans a round moves both sides. Median and range over
+# the rounds; a range that straddles a target says one run cannot settle it.
+awk '{ n[$1]++; r[$1, n[$1]] = $2; c[$1, n[$1]] = $3 } END {
+  for (k in n) if (k ~ /^private/) {
+    p = k; sub(/^private/, "public", p); m = 0
+    for (i = 1; i <= n[k]; i++) if ((p, i) in c) { m++; cr[m] = c[k, i] / c[p, i]; rr[m] = r[k, i] / r[p, i] }
+    if (m == 0) continue
+    # Insertion sorts (plain POSIX awk has no asort).
+    for (i = 2; i <= m; i++) for (j = i; j > 1 && cr[j - 1] > cr[j]; j--) { t = cr[j]; cr[j] = cr[j - 1]; cr[j - 1] = t }
+    for (i = 2; i <= m; i++) for (j = i; j > 1 && rr[j - 1] > rr[j]; j--) { t = rr[j]; rr[j] = rr[j - 1]; rr[j - 1] = t }
+    h = int((m + 1) / 2)
+    printf "paired %-15s private/public by round: CPU per reply %.3f (%.3f-%.3f), replies/s %.3f (%.3f-%.3f), %d rounds\n",
+      substr(k, 9), cr[h], cr[1], cr[m], rr[h], rr[1], rr[m], m } }' "$work/raw" | sort
