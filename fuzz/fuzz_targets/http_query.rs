@@ -1,5 +1,7 @@
 //! Fuzzes the HTTP tracker query parsers with arbitrary bytes, then writes a reply from whatever
-//! parsed, so the writers see every shape of value the parsers can produce.
+//! parsed, so the writers see every shape of value the parsers can produce; the same bytes go
+//! through the path router (`/KEY/announce`, `/announce/KEY`), as a request target or BEP 41 URL
+//! data would.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -7,6 +9,7 @@ use swarmd_proto::http::{
     parse_announce, parse_scrape, percent_decode_into, write_announce, write_failure,
     write_failure_retry, write_scrape, AnnounceResponse, Peers, ScrapeFile,
 };
+use swarmd_proto::path::{route, split_query, MAX_PASSKEY_LEN};
 
 fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
@@ -35,7 +38,12 @@ fuzz_target!(|data: &[u8]| {
                 Peers::Compact { v4, v6 }
             } else {
                 let ids = (!q.no_peer_id).then_some(&id[..]);
-                Peers::Dicts { v4, v6, v4_ids: ids, v6_ids: ids }
+                Peers::Dicts {
+                    v4,
+                    v6,
+                    v4_ids: ids,
+                    v6_ids: ids,
+                }
             };
             let numwant = q.numwant.unwrap_or(50);
             let r = AnnounceResponse {
@@ -80,5 +88,18 @@ fuzz_target!(|data: &[u8]| {
             .collect();
         write_scrape(&mut out, &mut files, Some(900));
         assert!(files.windows(2).all(|w| w[0].info_hash <= w[1].info_hash));
+    }
+
+    let (path, query) = split_query(data);
+    assert_eq!(
+        path.len() + query.len() + usize::from(path.len() < data.len()),
+        data.len()
+    );
+    assert!(!path.contains(&b'?'));
+    if let Some((_, key)) = route(path) {
+        assert!(path.starts_with(b"/"));
+        if let Some(key) = key {
+            assert!(!key.is_empty() && key.len() <= MAX_PASSKEY_LEN && !key.contains(&b'/'));
+        }
     }
 });

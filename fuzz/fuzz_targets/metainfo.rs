@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
         m.piece_count() as u64,
         m.total_length().div_ceil(m.piece_length())
     );
-    assert_eq!(m.files().iter().map(|f| f.length).sum::<u64>(), m.total_length());
+    assert_eq!(
+        m.files().iter().map(|f| f.length).sum::<u64>(),
+        m.total_length()
+    );
     for f in m.files() {
         assert!(!f.path.is_empty());
         // BEP 47: a symbolic link holds no bytes, and only a symbolic link has a target.
@@ -34,5 +37,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let magnet = m.magnet();
-    assert_eq!(Magnet::parse(&magnet.to_string()).expect("own magnet parses"), magnet);
+    assert_eq!(
+        Magnet::parse(&magnet.to_string()).expect("own magnet parses"),
+        magnet
+    );
 });

@@ -6,8 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use swarmd_proto::wire::{
-    check_bitfield, decode, ExtHandshake, Handshake, Limits, Message, MetadataMsg,
-    HANDSHAKE_LEN,
+    check_bitfield, decode, ExtHandshake, Handshake, Limits, Message, MetadataMsg, HANDSHAKE_LEN,
 };
 
 fn extension_payload(payload: &[u8]) {
@@ -21,7 +20,12 @@ fn extension_payload(payload: &[u8]) {
         assert_eq!(ExtHandshake { m, ..h }, again);
     }
     if let Ok(msg) = MetadataMsg::parse(payload) {
-        if let MetadataMsg::Data { piece, total_size, data } = msg {
+        if let MetadataMsg::Data {
+            piece,
+            total_size,
+            data,
+        } = msg
+        {
             assert_eq!(
                 swarmd_proto::wire::metadata_piece_len(total_size, piece),
                 Some(data.len())

@@ -95,23 +95,33 @@ mod tests {
         assert_eq!(r(&long), None);
     }
 
-    /// `route` agrees with the rule stated as segments: after the leading `/`, one segment that
-    /// names an endpoint, or two of which exactly one does and the other is a usable key.
+    /// The routing rule stated as segments: after the leading `/`, one segment that names an
+    /// endpoint, or two of which exactly one does and the other is a usable key.
+    fn by_segments(path: &[u8]) -> Option<(Endpoint, Option<&[u8]>)> {
+        let usable = |k: &[u8]| !k.is_empty() && k.len() <= MAX_PASSKEY_LEN;
+        let segments: Vec<&[u8]> = path.strip_prefix(b"/")?.split(|&b| b == b'/').collect();
+        match segments[..] {
+            [only] => endpoint(only).map(|e| (e, None)),
+            [a, b] => match (endpoint(a), endpoint(b)) {
+                (Some(e), None) if usable(b) => Some((e, Some(b))),
+                (None, Some(e)) if usable(a) => Some((e, Some(a))),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// `split_query` splits at the first `?`, if any.
+    fn check_split(p: &[u8]) {
+        let (path, query) = split_query(p);
+        let at = p.iter().position(|&b| b == b'?');
+        assert_eq!(path, &p[..at.unwrap_or(p.len())]);
+        assert_eq!(query, at.map_or(&b""[..], |i| &p[i + 1..]));
+    }
+
+    /// `route` agrees with [`by_segments`] on every path of up to five parts.
     #[test]
     fn routes_as_the_segment_rule_says() {
-        fn by_segments(path: &[u8]) -> Option<(Endpoint, Option<&[u8]>)> {
-            let usable = |k: &[u8]| !k.is_empty() && k.len() <= MAX_PASSKEY_LEN;
-            let segments: Vec<&[u8]> = path.strip_prefix(b"/")?.split(|&b| b == b'/').collect();
-            match segments[..] {
-                [only] => endpoint(only).map(|e| (e, None)),
-                [a, b] => match (endpoint(a), endpoint(b)) {
-                    (Some(e), None) if usable(b) => Some((e, Some(b))),
-                    (None, Some(e)) if usable(a) => Some((e, Some(a))),
-                    _ => None,
-                },
-                _ => None,
-            }
-        }
         let parts: [&[u8]; 6] = [b"/", b"announce", b"scrape", b"k3y", b"", b"?"];
         // Every path of up to five parts.
         let mut paths: Vec<Vec<u8>> = vec![Vec::new()];
@@ -131,10 +141,40 @@ mod tests {
                 "{:?}",
                 p.escape_ascii().to_string()
             );
-            let (path, query) = split_query(p);
-            let at = p.iter().position(|&b| b == b'?');
-            assert_eq!(path.len(), at.unwrap_or(p.len()));
-            assert_eq!(query, at.map_or(&b""[..], |i| &p[i + 1..]));
+            check_split(p);
+        }
+    }
+
+    /// Arbitrary bytes from a client: the same agreement, keys of every length around the
+    /// limit, and never a panic.
+    fn path_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let segment = prop_oneof![
+            Just(b"announce".to_vec()),
+            Just(b"scrape".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..=MAX_PASSKEY_LEN + 2),
+            (MAX_PASSKEY_LEN - 1..=MAX_PASSKEY_LEN + 1).prop_map(|n| vec![b'k'; n]),
+        ];
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            (any::<bool>(), proptest::collection::vec(segment, 0..4)).prop_map(|(lead, segs)| {
+                let mut p = if lead { b"/".to_vec() } else { Vec::new() };
+                p.extend(segs.join(&b'/'));
+                p
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn routes_arbitrary_bytes_as_the_segment_rule_says(p in path_bytes()) {
+            let routed = route(&p);
+            proptest::prop_assert_eq!(routed, by_segments(&p));
+            if let Some((_, Some(key))) = routed {
+                proptest::prop_assert!(!key.is_empty() && key.len() <= MAX_PASSKEY_LEN);
+                proptest::prop_assert!(!key.contains(&b'/'));
+            }
+            check_split(&p);
         }
     }
 
