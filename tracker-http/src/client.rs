@@ -150,6 +150,79 @@ mod tests {
         );
     }
 
+    /// Header values as a client can send them through a proxy: any bytes a header value may
+    /// hold (not only ASCII), often shaped like address lists.
+    fn header_value() -> impl proptest::strategy::Strategy<Value = HeaderValue> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..80),
+            "[0-9a-f:.,\\[\\] ]{0,60}".prop_map(String::into_bytes),
+        ]
+        .prop_filter_map("not a header value", |b| HeaderValue::from_bytes(&b).ok())
+    }
+
+    /// An address outside the trusted `10.0.0.0/8`, either family (IPv4-mapped included).
+    fn untrusted_ip() -> impl proptest::strategy::Strategy<Value = IpAddr> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<[u8; 4]>()
+                .prop_filter("trusted", |o| o[0] != 10)
+                .prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from).prop_filter(
+                "trusted",
+                |ip| !matches!(ip.to_canonical(), IpAddr::V4(v4) if v4.octets()[0] == 10)
+            ),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the headers hold, a peer that is not a trusted proxy is its own client,
+        /// and a trusted one never makes the server panic.
+        #[test]
+        fn headers_never_panic_and_bind_only_trusted_peers(
+            values in proptest::collection::vec(header_value(), 0..4),
+            real_ip in proptest::option::of(header_value()),
+            peer in untrusted_ip(),
+        ) {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", v);
+            }
+            if let Some(v) = real_ip {
+                h.append("x-real-ip", v);
+            }
+            let t = nets(&["10.0.0.0/8"]);
+            proptest::prop_assert_eq!(client_ip(peer, &h, &t), Ok(peer.to_canonical()));
+            let _ = client_ip(ip("10.0.0.1"), &h, &t);
+        }
+
+        /// What a client writes into its own `X-Forwarded-For` (any visible text) cannot change
+        /// who it is: the trusted proxies append the address they saw, and that one is taken,
+        /// in one header or several.
+        #[test]
+        fn a_forged_prefix_cannot_change_the_client(
+            forged in "[ -~]{0,60}",
+            client in untrusted_ip(),
+            hops in proptest::collection::vec(proptest::prelude::any::<[u8; 3]>(), 0..3),
+            split in proptest::prelude::any::<bool>(),
+        ) {
+            let chain: Vec<String> = std::iter::once(client.to_string())
+                .chain(hops.iter().map(|[a, b, c]| format!("10.{a}.{b}.{c}")))
+                .collect();
+            let appended = chain.join(", ");
+            let mut h = HeaderMap::new();
+            if split {
+                h.append("x-forwarded-for", HeaderValue::from_str(&forged).unwrap());
+                h.append("x-forwarded-for", HeaderValue::from_str(&appended).unwrap());
+            } else {
+                let one = format!("{forged}, {appended}");
+                h.append("x-forwarded-for", HeaderValue::from_str(&one).unwrap());
+            }
+            let t = nets(&["10.0.0.0/8"]);
+            proptest::prop_assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), Ok(client.to_canonical()));
+        }
+    }
+
     #[test]
     fn garbage_from_trusted_proxy_is_an_error() {
         let t = nets(&["127.0.0.0/8"]);
