@@ -128,7 +128,7 @@ fn bench_announce(c: &mut Criterion) {
     });
     // Keep-alives in batches of 32, as a UDP worker takes datagrams (their data hot, the
     // torrents and sessions in random order): as they come, then with the prefetch pipeline
-    // the worker runs (shard two requests ahead, torrent state one ahead).
+    // the worker runs (the shard, torrent and session two requests ahead).
     g.throughput(Throughput::Elements(BATCH as u64));
     for prefetch in [false, true] {
         let name = if prefetch {
@@ -145,16 +145,16 @@ fn bench_announce(c: &mut Criterion) {
                 });
                 if prefetch {
                     for p in &batch[..2] {
-                        policy.prefetch(&p.info_hash, Prefetch::Bucket);
+                        policy.prefetch(&p.info_hash, Some(&p.peer_id), Prefetch::Bucket);
                     }
                 }
                 for (k, p) in batch.iter().enumerate() {
                     if prefetch {
                         if let Some(next) = batch.get(k + 2) {
-                            policy.prefetch(&next.info_hash, Prefetch::Bucket);
+                            policy.prefetch(&next.info_hash, Some(&next.peer_id), Prefetch::Bucket);
                         }
                         if let Some(next) = batch.get(k + 1) {
-                            policy.prefetch(&next.info_hash, Prefetch::Record);
+                            policy.prefetch(&next.info_hash, Some(&next.peer_id), Prefetch::Record);
                         }
                     }
                     black_box(announce(p, 0));

@@ -15,8 +15,10 @@ use crate::store::{from_sql_int, to_sql_int};
 use crate::torrent::Taken;
 
 /// Writes what a flush took from every shard in one transaction: deletes the ended sessions
-/// (stopped, idle, evicted), upserts the baselines due, and adds the pending totals. Rows go in
-/// primary-key order, so each B-tree is walked once from left to right rather than at random.
+/// (stopped, idle, evicted), upserts the baselines due, and adds the pending totals, merged
+/// into one record per (user, torrent) first (in `taken` too, so a failed write gives back
+/// the merged records). Rows go in primary-key order, so each B-tree is walked once from left
+/// to right rather than at random.
 pub(crate) fn write(conn: &mut Connection, taken: &mut Taken) -> rusqlite::Result<()> {
     taken
         .removed
@@ -27,6 +29,15 @@ pub(crate) fn write(conn: &mut Connection, taken: &mut Taken) -> rusqlite::Resul
     taken
         .pending
         .sort_unstable_by_key(|r| (r.user_id, r.torrent_id));
+    // One row per (user, torrent): records of a user's several sessions on a torrent, and of
+    // sessions that ended, are added up first.
+    taken.pending.dedup_by(|r, kept| {
+        let same = (r.user_id, r.torrent_id) == (kept.user_id, kept.torrent_id);
+        if same {
+            kept.pending.merge(&r.pending);
+        }
+        same
+    });
     let tx = conn.transaction()?;
     {
         let mut delete = tx.prepare_cached(

@@ -53,7 +53,7 @@ impl PrivateMetrics {
         )?;
         let pending_records = IntGauge::new(
             "swarmd_private_pending_records",
-            "Per-user-and-torrent accounting records waiting for the next flush.",
+            "Accounting records waiting for the next flush (one per peer session with unwritten accounting, and those of sessions that ended), merged per user and torrent when written.",
         )?;
         let sessions = IntGauge::new(
             "swarmd_private_sessions",

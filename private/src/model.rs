@@ -363,7 +363,9 @@ pub struct Stats {
     pub client_rules: u64,
     /// Peer sessions remembered (one per user, torrent and peer id).
     pub sessions: u64,
-    /// Per-user-and-torrent accounting records waiting for the next flush.
+    /// Accounting records waiting for the next flush: one per peer session with unwritten
+    /// accounting, and those of sessions that ended (the flush merges them per user and
+    /// torrent).
     pub pending_records: u64,
     /// When the last successful flush ran, if one has.
     pub last_flush_at: Option<i64>,

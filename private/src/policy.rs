@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use rusqlite::Connection;
-use swarmd_proto::{Event, InfoHash};
+use swarmd_proto::{Event, InfoHash, PeerId};
 use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol, Transfer};
 use swarmd_swarm::clock::Clock;
 use swarmd_swarm::{Announce, Prefetch, Registry, SelectedPeers};
@@ -20,7 +20,7 @@ use crate::metrics::PrivateMetrics;
 use crate::model::{FlushStats, Mode, PrivateConfig, Stats};
 use crate::session::{Accounted, Addr, Session};
 use crate::torrent::{self, Taken};
-use crate::torrents::{activate, Torrents};
+use crate::torrents::Torrents;
 use crate::view::{Denial, KeyEntry, View};
 use crate::{flush, schema};
 
@@ -147,8 +147,9 @@ impl PrivatePolicy {
         for cell in self.torrents.iter() {
             let (records, idle) = (taken.pending.len(), taken.idle);
             let mut shard = cell.lock();
-            shard.take(now, self.limits.peer_timeout, &mut taken);
-            cell.publish_hints(&shard.hints);
+            if shard.take(now, self.limits.peer_timeout, &mut taken) {
+                cell.publish(&shard);
+            }
             drop(shard);
             self.metrics
                 .pending_records
@@ -179,33 +180,27 @@ impl PrivatePolicy {
         Ok(stats)
     }
 
-    /// Puts back what a failed flush took: pending totals merged, baselines marked dirty again
-    /// (their current value is written next time), deletions queued again unless the session
-    /// has come back since. Returns the number of pending records created.
+    /// Puts back what a failed flush took: pending totals kept for the next flush, baselines
+    /// marked dirty again (their current value is written next time), deletions queued again
+    /// unless the session has come back since. Returns the number of pending records put back.
     fn merge_back(&self, taken: Taken) -> usize {
-        let mut created = 0;
+        let created = taken.pending.len();
         for r in taken.pending {
-            let mut shard = self.torrents.shard(&r.info_hash).lock();
-            let t = shard.activate(&r.info_hash, r.torrent_id);
-            created += usize::from(t.merge_pending(r.user_id, &r.pending));
+            self.torrents.shard(&r.info_hash).lock().orphans.push(r);
         }
         for r in taken.sessions {
             let mut shard = self.torrents.shard(&r.info_hash).lock();
-            if let Some(s) = shard
-                .active
-                .get_mut(&r.info_hash)
-                .and_then(|t| t.session_mut(r.session.user_id, r.session.peer_id))
-            {
+            let s = &r.session;
+            if let Some(s) = shard.session_mut(&r.info_hash, s.user_id, &s.peer_id) {
                 s.dirty = true;
             }
         }
         for r in taken.removed {
             let mut shard = self.torrents.shard(&r.info_hash).lock();
-            let back = shard
-                .active
-                .get_mut(&r.info_hash)
-                .is_some_and(|t| t.session_mut(r.user_id, r.peer_id).is_some());
-            if !back {
+            if shard
+                .session_mut(&r.info_hash, r.user_id, &r.peer_id)
+                .is_none()
+            {
                 shard.removed.push(r);
             }
         }
@@ -266,8 +261,13 @@ impl PrivatePolicy {
     /// re-create a session meanwhile. Returns the number evicted.
     pub(crate) fn evict(&self, mut pred: impl FnMut(&Session) -> bool) -> usize {
         let mut out = Vec::new();
-        for shard in self.torrents.iter() {
-            let n = shard.lock().evict(&mut pred, &mut out);
+        for cell in self.torrents.iter() {
+            let mut shard = cell.lock();
+            let (n, moved) = shard.evict(&mut pred, &mut out);
+            if moved {
+                cell.publish(&shard);
+            }
+            drop(shard);
             self.metrics.sessions.sub(n as i64);
         }
         let now = self.clock.now();
@@ -309,45 +309,31 @@ impl PrivatePolicy {
         let key = view.check_key(req.passkey, i64::from(now));
         let transfer = req.transfer.filter(|_| announce);
         let h = req.info_hash;
-        let (bits, cell) = self.torrents.locate(h);
+        let peer_id = req.peer_id.copied().unwrap_or_default();
+        let (bits, cell) = self.torrents.locate(h, &peer_id);
         let mut guard = cell.lock();
         let shard = &mut *guard;
-        let hint = shard.hints.get(bits);
-        let (out, user_id, at) = match shard.active.find_mut(h, hint) {
-            // One lookup: the allow-list entry, the sessions and the pending records.
-            Some((at, t)) => {
-                let (key, transfer) = match self.admit(t.listed.then_some(t.private), key, transfer)
-                {
-                    Ok(found) => found,
-                    Err(access) => return access,
-                };
-                let acc = accounted(req, &key, transfer, now);
-                (
-                    t.announce(h, &acc, self.limits, &mut shard.removed),
-                    key.user_id,
-                    at,
-                )
-            }
-            // Listed but without sessions (or not listed at all).
-            None => {
-                let private = shard.idle.get(h).map(|e| e.private);
-                let (key, transfer) = match self.admit(private, key, transfer) {
-                    Ok(found) => found,
-                    Err(access) => return access,
-                };
-                let acc = accounted(req, &key, transfer, now);
-                // Listed (admitted), so made from its idle entry: the id is not used.
-                let (at, t) = activate(&mut shard.active, &mut shard.idle, h, 0);
-                (
-                    t.announce(h, &acc, self.limits, &mut shard.removed),
-                    key.user_id,
-                    at,
-                )
-            }
+        // One probe finds the allow-list entry; the session's is in the lines the prefetch
+        // loaded with it.
+        let at = shard.find_torrent(bits.torrent, h);
+        let private = at
+            .and_then(|at| shard.torrents.get(at))
+            .filter(|t| t.listed)
+            .map(|t| t.private);
+        let (key, transfer) = match self.admit(private, key, transfer) {
+            Ok(found) => found,
+            Err(access) => return access,
         };
-        if hint != Some(at) && shard.hints.note(bits, at, shard.active.len()) {
-            cell.publish_hints(&shard.hints);
+        // Admitted, so listed, so found.
+        let Some(at) = at else {
+            return Access::Allow;
+        };
+        let acc = accounted(req, &key, transfer, now);
+        let (out, moved) = shard.announce(at, h, bits.session, &acc, self.limits);
+        if moved {
+            cell.publish(shard);
         }
+        let user_id = key.user_id;
         drop(guard);
         drop(view);
         if out.sessions_delta != 0 {
@@ -456,7 +442,7 @@ impl AccessPolicy for PrivatePolicy {
         Access::Deny(Cow::Borrowed(NO_FULL_SCRAPE))
     }
 
-    fn prefetch(&self, info_hash: &InfoHash, step: Prefetch) {
-        self.torrents.prefetch(info_hash, step);
+    fn prefetch(&self, info_hash: &InfoHash, peer_id: Option<&PeerId>, step: Prefetch) {
+        self.torrents.prefetch(info_hash, peer_id, step);
     }
 }

@@ -1,9 +1,10 @@
 //! Peer sessions and pending accounting as one torrent holds them, compactly.
 //!
 //! A session is one (user, peer id) on a torrent: its baseline (what it last reported, when,
-//! with which key, from which address), 88 bytes. Pending totals are kept per user until the
-//! next flush. Both live in the torrent's [`TorrentState`](crate::torrent::TorrentState), found
-//! by the one info-hash lookup an announce makes.
+//! with which key, from which address), 88 bytes, and the accounting its announces credited
+//! since the last flush. Both live in one [`SessionSlot`] of three cache lines, found in its
+//! shard's session table by a keyed hash of the info hash and the peer id, which the UDP
+//! tracker's prefetch pipeline computes from the datagram ahead of the request.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -12,7 +13,8 @@ use swarmd_swarm::access::Transfer;
 
 use crate::credit::{Credit, Reported};
 use crate::model::Totals;
-use crate::small::{fold_tag, Keyed};
+use crate::table::{slot_accessors, State};
+use crate::torrent::PendingRow;
 
 /// How stale a stored `last_seen` (and a record's `last_announce`) may grow before an announce
 /// that changed nothing else is written anyway. Announces that only prove a peer is alive are
@@ -88,27 +90,6 @@ pub(crate) struct Session {
     pub(crate) dirty: bool,
 }
 
-impl Keyed for Session {
-    type Key = (i64, PeerId);
-    #[inline]
-    fn key(&self) -> (i64, PeerId) {
-        (self.user_id, self.peer_id)
-    }
-    #[inline]
-    fn tag((user_id, peer_id): (i64, PeerId)) -> u32 {
-        // The user and the peer id's last 16 bytes (the first 8 are often a client's shared
-        // prefix, "-qB4250-").
-        let id = &peer_id.0;
-        let word = |at: usize| {
-            let mut w = [0; 8];
-            w.copy_from_slice(&id[at..at + 8]);
-            u64::from_le_bytes(w)
-        };
-        // Reinterpreting the id's bits is intended.
-        fold_tag(user_id as u64 ^ word(4).rotate_left(21) ^ word(12))
-    }
-}
-
 impl Session {
     /// A session first seen now (or loaded from the database, `dirty` false).
     pub(crate) fn new(
@@ -168,7 +149,7 @@ impl Session {
     }
 }
 
-/// Accounting waiting for a flush, for one (user, torrent).
+/// Accounting waiting for a flush: one session's, or what is left of ended sessions'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Pending {
     pub(crate) totals: Totals,
@@ -180,26 +161,6 @@ impl Pending {
     pub(crate) fn merge(&mut self, other: &Pending) {
         self.totals.add(&other.totals);
         self.last_announce = self.last_announce.max(other.last_announce);
-    }
-}
-
-/// One user's pending accounting on a torrent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct UserPending {
-    pub(crate) user_id: i64,
-    pub(crate) pending: Pending,
-}
-
-impl Keyed for UserPending {
-    type Key = i64;
-    #[inline]
-    fn key(&self) -> i64 {
-        self.user_id
-    }
-    #[inline]
-    fn tag(user_id: i64) -> u32 {
-        // Reinterpreting the id's bits is intended.
-        fold_tag(user_id as u64)
     }
 }
 
@@ -223,13 +184,110 @@ pub(crate) struct Accounted {
     pub(crate) now: u32,
 }
 
+/// A peer session in its shard's session table: the key (info hash, user, peer id: the user
+/// and the peer id are in the session), the baseline, and the accounting waiting for the
+/// flush, with the torrent's row id for the rows the flush writes. Three cache lines: a
+/// keep-alive of a leecher reads the first two, an announce that credits something all three.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct SessionSlot {
+    pub(crate) hash: InfoHash,
+    state: State,
+    bits: u64,
+    pub(crate) session: Session,
+    /// The torrent's database id (its slot's, kept in step when it changes).
+    pub(crate) torrent_id: i64,
+    pub(crate) pending: Option<Pending>,
+}
+
+slot_accessors!(
+    SessionSlot,
+    Self {
+        hash: InfoHash([0; 20]),
+        state: State::Empty,
+        bits: 0,
+        session: Session::new(
+            0,
+            PeerId([0; 20]),
+            0,
+            Addr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            &Transfer {
+                uploaded: 0,
+                downloaded: 0,
+                left: 0,
+                event: swarmd_proto::Event::None,
+                port: 0,
+            },
+            0,
+        ),
+        torrent_id: 0,
+        pending: None,
+    }
+);
+
+impl SessionSlot {
+    /// `session` of the torrent `hash` (row id `torrent_id`), under hash bits `bits`.
+    pub(crate) fn new(hash: InfoHash, bits: u64, torrent_id: i64, session: Session) -> Self {
+        Self {
+            hash,
+            state: State::Empty,
+            bits,
+            session,
+            torrent_id,
+            pending: None,
+        }
+    }
+
+    /// Whether this is the session (`hash`, `user_id`, `peer_id`).
+    #[inline]
+    pub(crate) fn is(&self, hash: &InfoHash, user_id: i64, peer_id: &PeerId) -> bool {
+        self.session.peer_id == *peer_id && self.session.user_id == user_id && self.hash == *hash
+    }
+
+    /// Adds `p` to the pending accounting; true if there was none.
+    #[inline]
+    pub(crate) fn add_pending(&mut self, p: &Pending) -> bool {
+        match &mut self.pending {
+            Some(mine) => {
+                mine.merge(p);
+                false
+            }
+            None => {
+                self.pending = Some(*p);
+                true
+            }
+        }
+    }
+
+    /// The row of the pending accounting, if any, taken out.
+    pub(crate) fn take_pending(&mut self) -> Option<PendingRow> {
+        self.pending.take().map(|pending| PendingRow {
+            info_hash: self.hash,
+            torrent_id: self.torrent_id,
+            user_id: self.session.user_id,
+            pending,
+        })
+    }
+
+    /// The row deleting this session's baseline.
+    pub(crate) fn removed(&self) -> Removed {
+        Removed {
+            info_hash: self.hash,
+            torrent_id: self.torrent_id,
+            user_id: self.session.user_id,
+            peer_id: self.session.peer_id,
+        }
+    }
+}
+
 /// What accounting one announce changed.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Outcome {
     pub(crate) credit: Credit,
     /// +1 a session was created, -1 one was dropped (stopped).
     pub(crate) sessions_delta: i64,
-    /// A new pending record was created.
+    /// A new pending record was created (a session's first since the flush, or the record
+    /// of one that ended without any).
     pub(crate) new_record: bool,
 }
 
@@ -241,6 +299,7 @@ mod tests {
     fn addresses_round_trip_compactly() {
         assert_eq!(std::mem::size_of::<Addr>(), 19);
         assert_eq!(std::mem::size_of::<Session>(), 88);
+        assert_eq!(std::mem::size_of::<SessionSlot>(), 192);
         for a in [
             "10.1.2.3:6881",
             "0.0.0.0:0",

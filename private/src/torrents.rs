@@ -1,385 +1,419 @@
-//! Every torrent's private-mode state, sharded by a keyed hash of the info hash exactly as the
-//! registry shards its swarms: 256 shards, each a mutex on its own cache line. An announce
-//! locks one shard, briefly; announces for torrents in different shards never contend.
+//! Every torrent's and every peer session's private-mode state, sharded by a keyed hash of the
+//! info hash exactly as the registry shards its swarms: 256 shards, each a mutex on its own
+//! cache line. An announce locks one shard, briefly; announces for torrents in different shards
+//! never contend.
 //!
-//! A shard keeps two maps, and a hash is in at most one of them:
-//! * `active`: the torrents with sessions or pending accounting (and removed torrents whose
-//!   sessions have not ended yet), as full [`TorrentState`]s whose first session and first
-//!   pending record sit inline, in a dense vector found through a map of positions or,
-//!   usually, straight through a checked hint ([`Active`], [`Hints`]), so an announce of a
-//!   torrent's first session costs the cache misses of its state, which the UDP tracker's
-//!   prefetch pipeline starts early (any other session, one more: its torrent's vector);
-//! * `idle`: listed torrents nobody announces with a key, as bare [`TorrentEntry`]s (56-byte
-//!   buckets), so a catalogue of dead torrents stays small.
+//! A shard keeps two open-addressing tables ([`Table`]):
+//! * **torrents**: every listed torrent, and removed ones while they still have sessions, one
+//!   cache line each ([`TorrentSlot`]), under bits of the info hash's keyed hash;
+//! * **sessions**: every peer session of the shard's torrents, with its pending accounting,
+//!   three lines each ([`SessionSlot`]), under a keyed hash of the info hash *and the peer id*.
 //!
-//! A torrent moves to `active` at its first accounted announce, and back to `idle` at the
-//! flush that finds it with nothing left.
+//! Both slots' addresses follow from the request alone (the table's place, published beside
+//! the lock, and the hash bits), so the UDP tracker's prefetch pipeline loads them ahead of
+//! the request with no lookup of its own, and an announce then finds its torrent and its
+//! session in lines already on their way. Sessions are keyed by (info hash, user, peer id),
+//! not by the registry's peer address: a dual-stack client's IPv4 and IPv6 announces share one
+//! baseline and are credited once.
+//!
+//! A session that ends (stopped, idle, evicted) leaves its pending accounting in the shard's
+//! `orphans` for the next flush; a removed torrent is forgotten with its last session.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher as _};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
-use swarmd_proto::InfoHash;
+use swarmd_proto::{Event, InfoHash, PeerId};
 use swarmd_swarm::prefetch::Published;
 use swarmd_swarm::Prefetch;
 
+use crate::credit::{credit, Limits};
 use crate::hashing::InfoHashState;
-use crate::model::Mode;
-use crate::session::{Removed, Session};
-use crate::small::Keyed as _;
-use crate::torrent::{Taken, TorrentEntry, TorrentState};
+use crate::model::{Mode, Totals};
+use crate::session::{Accounted, Outcome, Pending, Removed, Session, SessionSlot};
+use crate::table::Table;
+use crate::torrent::{PendingRow, SessionRow, Taken, TorrentEntry, TorrentSlot};
 
 /// Number of shards (a power of two).
 const SHARDS: usize = 256;
 
+/// Where a request's torrent and session are found: hash bits in its shard's tables.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bits {
+    /// The torrent's bits in the torrent table.
+    pub(crate) torrent: u64,
+    /// The session's bits (info hash and peer id) in the session table.
+    pub(crate) session: u64,
+}
+
+/// The keyed hash of `info_hash` (its low bits choose the shard), and of it with `peer_id`.
+#[inline]
+fn hash(hasher: &InfoHashState, info_hash: &InfoHash, peer_id: &PeerId) -> (u64, u64) {
+    // The bytes straight into the hasher: `hash_one` would go through the generic (and
+    // out-of-line) `Hash` of arrays.
+    let mut h = hasher.build_hasher();
+    h.write(&info_hash.0);
+    let torrent = h.finish();
+    h.write(&peer_id.0);
+    (torrent, h.finish())
+}
+
+/// The torrent-table bits of a hash (the bits above the shard's).
+#[inline]
+fn torrent_bits(hash: u64) -> u64 {
+    hash >> SHARDS.trailing_zeros()
+}
+
 /// One shard's state.
 #[derive(Debug)]
 pub(crate) struct Shard {
-    pub(crate) active: Active,
-    pub(crate) idle: HashMap<InfoHash, TorrentEntry, InfoHashState>,
+    pub(crate) torrents: Table<TorrentSlot>,
+    pub(crate) sessions: Table<SessionSlot>,
+    /// Pending accounting of sessions that ended since the last flush (and what a failed
+    /// flush gave back).
+    pub(crate) orphans: Vec<PendingRow>,
     /// Sessions dropped since the last flush, whose rows the flush deletes.
     pub(crate) removed: Vec<Removed>,
-    /// Where active torrents' states were last seen.
-    pub(crate) hints: Hints,
-}
-
-/// An active torrent: its hash beside its state, so a hint can be checked where it points.
-/// Cache-line aligned, so what a keep-alive of a torrent's first session reads (the hash, the
-/// flags, the inline session) is exactly the slot's first two lines.
-#[derive(Debug)]
-#[repr(C, align(64))]
-pub(crate) struct Slot {
-    pub(crate) hash: InfoHash,
-    pub(crate) state: TorrentState,
-}
-
-/// A shard's active torrents: their states in one dense vector of [`Slot`]s, found by hash
-/// through a map of positions, or straight through a [`Hints`] position that the slot's hash
-/// confirms. A confirmed hint skips the map, and with it the cache miss on the map's control
-/// bytes that no prefetch could reach (the map does not say where a key's bytes are). A flush
-/// that drops a state moves the last one into its place; positions held across that go stale,
-/// which is why a hint is always checked.
-#[derive(Debug)]
-pub(crate) struct Active {
-    positions: HashMap<InfoHash, u32, InfoHashState>,
-    slots: Vec<Slot>,
-}
-
-/// A position as the map and the hints store it: a shard never holds anywhere near 2^32
-/// active torrents (each is hundreds of bytes), so the fallback is never taken.
-fn pos32(i: usize) -> u32 {
-    u32::try_from(i).unwrap_or(u32::MAX)
-}
-
-impl Active {
-    /// No active torrents; the position map hashes with `hasher`.
-    pub(crate) fn new(hasher: InfoHashState) -> Self {
-        Self {
-            positions: HashMap::with_hasher(hasher),
-            slots: Vec::new(),
-        }
-    }
-
-    /// Number of active torrents.
-    pub(crate) fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// Whether `info_hash` is active.
-    #[cfg(test)]
-    pub(crate) fn contains_key(&self, info_hash: &InfoHash) -> bool {
-        self.positions.contains_key(info_hash)
-    }
-
-    /// The state of `info_hash`.
-    pub(crate) fn get(&self, info_hash: &InfoHash) -> Option<&TorrentState> {
-        let at = *self.positions.get(info_hash)? as usize;
-        self.slots.get(at).map(|s| &s.state)
-    }
-
-    /// The state of `info_hash`, mutably.
-    pub(crate) fn get_mut(&mut self, info_hash: &InfoHash) -> Option<&mut TorrentState> {
-        self.find_mut(info_hash, None).map(|(_, t)| t)
-    }
-
-    /// The position and state of `info_hash`: at position `hint` if that slot holds it, else
-    /// wherever the map says.
-    #[inline]
-    pub(crate) fn find_mut(
-        &mut self,
-        info_hash: &InfoHash,
-        hint: Option<usize>,
-    ) -> Option<(usize, &mut TorrentState)> {
-        let at = match hint {
-            Some(at) if self.slots.get(at).is_some_and(|s| s.hash == *info_hash) => at,
-            _ => *self.positions.get(info_hash)? as usize,
-        };
-        self.slots.get_mut(at).map(|s| (at, &mut s.state))
-    }
-
-    /// The position and state of `info_hash`, made by `make` if it is not active.
-    pub(crate) fn get_or_insert_with(
-        &mut self,
-        info_hash: &InfoHash,
-        make: impl FnOnce() -> TorrentState,
-    ) -> (usize, &mut TorrentState) {
-        let at = match self.positions.get(info_hash) {
-            Some(&at) => at as usize,
-            None => {
-                let at = self.slots.len();
-                self.positions.insert(*info_hash, pos32(at));
-                self.slots.push(Slot {
-                    hash: *info_hash,
-                    state: make(),
-                });
-                at
-            }
-        };
-        let slot = &mut self.slots[at];
-        (at, &mut slot.state)
-    }
-
-    /// Keeps the states `keep` returns true for, visiting each once; a dropped one's place is
-    /// taken by the last.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&InfoHash, &mut TorrentState) -> bool) {
-        let mut i = 0;
-        while let Some(Slot { hash, state }) = self.slots.get_mut(i) {
-            if keep(hash, state) {
-                i += 1;
-                continue;
-            }
-            let gone = self.slots.swap_remove(i);
-            self.positions.remove(&gone.hash);
-            if let Some(moved) = self.slots.get(i) {
-                self.positions.insert(moved.hash, pos32(i));
-            }
-        }
-    }
-
-    /// Every state with its hash, mutably.
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&InfoHash, &mut TorrentState)> {
-        self.slots.iter_mut().map(|s| (&s.hash, &mut s.state))
-    }
-
-    /// Gives memory back after a spike.
-    fn shrink(&mut self) {
-        shrink(&mut self.positions);
-        let used = self.slots.len();
-        if self.slots.capacity() > 64 && used.saturating_mul(4) < self.slots.capacity() {
-            self.slots.shrink_to(used * 2);
-        }
-    }
-
-    /// Starts loading the cache lines of the slot at position `at` that an announce reads, if
-    /// there is one (a hint: it may hold another torrent by now; nothing is read): up to the
-    /// pending records, which only announces that credit something touch.
-    #[inline]
-    fn prefetch(&self, at: usize) {
-        /// Bytes from a slot's start to its pending records.
-        const HOT: usize =
-            std::mem::offset_of!(Slot, state) + std::mem::offset_of!(TorrentState, pending);
-        if let Some(slot) = self.slots.get(at) {
-            let start = std::ptr::from_ref(slot).addr();
-            let end = start.wrapping_add(HOT);
-            let mut line = start & !63;
-            while line < end {
-                swarmd_swarm::prefetch::prefetch(std::ptr::without_provenance::<u8>(line));
-                line = line.wrapping_add(64);
-            }
-        }
-    }
-}
-
-/// Where each active torrent's state was last seen: a table of [`Active`] positions by
-/// info-hash bits, written at every accounted announce that found its torrent elsewhere. The
-/// announce path tries the noted position first (see [`Active::find_mut`]), and the prefetch
-/// pipeline loads the slot it names ahead of the request.
-///
-/// Two-way set associative: the low bits pick a pair of entries (in one cache line), and each
-/// entry keeps 32 more bits as a tag, so a torrent finds its own entry, or none, rather than
-/// a neighbour's, whose slot the prefetch would load for nothing; a new entry takes the
-/// pair's first place and the one it displaces the second. A position still goes stale when
-/// a flush moves states, and tags can collide; either way the slot's hash does not match and
-/// the map is asked, so a hint never changes an answer. 8-byte entries, a power of two of
-/// them at least four per active torrent when the table is made, and it is made again once
-/// the shard has half as many active torrents as entries: 16 to 64 bytes per active torrent
-/// (given back at a flush that finds the shard far emptier).
-#[derive(Debug, Default)]
-pub(crate) struct Hints {
-    /// (tag, position + 1) pairs; position + 1 is 0 for none.
-    slots: Vec<[u32; 2]>,
-}
-
-/// The tag of hash bits `bits`: bits the table's index does not use (up to 2^24 entries).
-#[inline]
-fn hint_tag(bits: u64) -> u32 {
-    // Truncation is intended: 32 bits above the index's.
-    (bits >> 24) as u32
-}
-
-impl Hints {
-    /// The first entry of the pair of hash bits `bits`.
-    #[inline]
-    fn set(&self, bits: u64) -> Option<usize> {
-        // Truncation is intended: the low bits pick the pair.
-        (!self.slots.is_empty()).then(|| bits as usize & (self.slots.len() - 1) & !1)
-    }
-
-    /// The position last noted for hash bits `bits`, if any.
-    #[inline]
-    pub(crate) fn get(&self, bits: u64) -> Option<usize> {
-        let set = self.set(bits)?;
-        let tag = hint_tag(bits);
-        let pair = self.slots.get(set..set + 2)?;
-        let [_, at] = pair.iter().find(|[t, at]| *t == tag && *at != 0)?;
-        (*at as usize).checked_sub(1)
-    }
-
-    /// Notes that the torrent with hash bits `bits` is at position `at`, with `active`
-    /// torrents in the shard (the table grows to four times that when it falls below twice,
-    /// dropping what it knew). True if the table moved (republish it:
-    /// [`ShardCell::publish_hints`]).
-    #[inline]
-    pub(crate) fn note(&mut self, bits: u64, at: usize, active: usize) -> bool {
-        let moved = self.slots.len() < active.saturating_mul(2);
-        if moved {
-            self.slots = vec![[0; 2]; (active * 4).next_power_of_two().max(64)];
-        }
-        let tag = hint_tag(bits);
-        let entry = [tag, pos32(at).saturating_add(1)];
-        if let Some(pair) = self
-            .set(bits)
-            .and_then(|set| self.slots.get_mut(set..set + 2))
-        {
-            match pair.iter().position(|[t, _]| *t == tag) {
-                Some(way) => pair[way] = entry,
-                None => {
-                    pair[1] = pair[0];
-                    pair[0] = entry;
-                }
-            }
-        }
-        moved
-    }
-
-    /// The entry array as (address, length - 1), or (0, 0) if there is none.
-    pub(crate) fn span(&self) -> (usize, usize) {
-        if self.slots.is_empty() {
-            (0, 0)
-        } else {
-            (self.slots.as_ptr().addr(), self.slots.len() - 1)
-        }
-    }
-
-    /// Entries in the table.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// Entries holding a position.
-    #[cfg(test)]
-    pub(crate) fn noted(&self) -> usize {
-        self.slots.iter().filter(|[_, at]| *at != 0).count()
-    }
-
-    /// Gives memory back once the shard has far fewer active torrents than entries.
-    fn fit(&mut self, active: usize) {
-        if self.slots.len() > 64 && active.saturating_mul(16) < self.slots.len() {
-            self.slots = Vec::new();
-        }
-    }
+    /// The keys of [`Torrents::hasher`], to place what the shard is given.
+    hasher: InfoHashState,
 }
 
 impl Shard {
-    /// The active state of `info_hash` (see [`activate`]).
-    pub(crate) fn activate(&mut self, info_hash: &InfoHash, unlisted_id: i64) -> &mut TorrentState {
-        activate(&mut self.active, &mut self.idle, info_hash, unlisted_id).1
+    /// The hash bits of `info_hash` with `peer_id`.
+    fn bits(&self, info_hash: &InfoHash, peer_id: &PeerId) -> Bits {
+        let (t, s) = hash(&self.hasher, info_hash, peer_id);
+        Bits {
+            torrent: torrent_bits(t),
+            session: s,
+        }
     }
 
-    /// Takes what the flush writes out of every active torrent of the shard (see
-    /// [`TorrentState::take`]); torrents left with nothing go back to idle if listed, or are
-    /// forgotten.
-    pub(crate) fn take(&mut self, now: i64, timeout: u32, out: &mut Taken) {
+    /// The position of `info_hash` in the torrent table.
+    #[inline]
+    pub(crate) fn find_torrent(&self, bits: u64, info_hash: &InfoHash) -> Option<usize> {
+        self.torrents.find(bits, |t| t.hash == *info_hash)
+    }
+
+    /// The torrent `info_hash`, if the shard knows it.
+    pub(crate) fn torrent(&self, info_hash: &InfoHash) -> Option<&TorrentSlot> {
+        let bits = self.bits(info_hash, &PeerId([0; 20])).torrent;
+        self.torrents.get(self.find_torrent(bits, info_hash)?)
+    }
+
+    /// The position of the session (`info_hash`, `user_id`, `peer_id`).
+    fn find_session(&self, info_hash: &InfoHash, user_id: i64, peer_id: &PeerId) -> Option<usize> {
+        let bits = self.bits(info_hash, peer_id).session;
+        self.sessions
+            .find(bits, |s| s.is(info_hash, user_id, peer_id))
+    }
+
+    /// The session (`info_hash`, `user_id`, `peer_id`), mutably.
+    pub(crate) fn session_mut(
+        &mut self,
+        info_hash: &InfoHash,
+        user_id: i64,
+        peer_id: &PeerId,
+    ) -> Option<&mut Session> {
+        let at = self.find_session(info_hash, user_id, peer_id)?;
+        self.sessions.get_mut(at).map(|s| &mut s.session)
+    }
+
+    /// Accounts one announce by the torrent at position `torrent` (listed: the caller admitted
+    /// it) with its session under bits `session_bits`: credits it against the session's
+    /// baseline, then stores the new baseline, or ends the session on `event=stopped`.
+    /// Returns what changed and whether the session table moved (see [`Table::insert`]).
+    #[inline]
+    pub(crate) fn announce(
+        &mut self,
+        torrent: usize,
+        info_hash: &InfoHash,
+        session_bits: u64,
+        a: &Accounted,
+        limits: Limits,
+    ) -> (Outcome, bool) {
+        let mut out = Outcome::default();
+        let Some(t) = self.torrents.get(torrent) else {
+            return (out, false);
+        };
+        let (multipliers, torrent_id) = (t.multipliers, t.id);
+        let tr = &a.transfer;
+        let stopped = tr.event == Event::Stopped;
+        let now = i64::from(a.now);
+        // Whether this announce leaves something the database must learn at the next flush.
+        let mut write = stopped;
+        let mut moved = false;
+        let found = self
+            .sessions
+            .find(session_bits, |s| s.is(info_hash, a.user_id, &a.peer_id));
+        let at = match found.and_then(|i| Some((i, self.sessions.get_mut(i)?))) {
+            Some((i, slot)) => {
+                let s = &mut slot.session;
+                if !stopped
+                    && tr.event != Event::Completed
+                    && s.left != 0
+                    && (s.uploaded, s.downloaded, s.left) == (tr.uploaded, tr.downloaded, tr.left)
+                {
+                    // A keep-alive of a leecher (same totals, no event that counts): nothing
+                    // to credit (no bytes, no seeding time, no completion).
+                    s.update(a);
+                    write = s.due();
+                } else {
+                    out.credit = credit(Some(&s.reported()), tr, now, multipliers, limits);
+                    if !stopped {
+                        s.update(a);
+                        write |= s.due();
+                    }
+                }
+                Some(i)
+            }
+            None => {
+                out.credit = credit(None, tr, now, multipliers, limits);
+                if stopped {
+                    None
+                } else {
+                    let session = Session::new(a.user_id, a.peer_id, a.key_id, a.addr, tr, a.now);
+                    let slot = SessionSlot::new(*info_hash, session_bits, torrent_id, session);
+                    let (i, m) = self.sessions.insert(slot);
+                    moved = m;
+                    if let Some(t) = self.torrents.get_mut(torrent) {
+                        t.sessions += 1;
+                    }
+                    out.sessions_delta = 1;
+                    write = true;
+                    Some(i)
+                }
+            }
+        };
+        if write || out.credit.totals != Totals::default() {
+            let add = Pending {
+                totals: out.credit.totals,
+                last_announce: now,
+            };
+            out.new_record = match at.and_then(|i| self.sessions.get_mut(i)) {
+                Some(slot) => slot.add_pending(&add),
+                None => {
+                    self.orphans.push(PendingRow {
+                        info_hash: *info_hash,
+                        torrent_id,
+                        user_id: a.user_id,
+                        pending: add,
+                    });
+                    true
+                }
+            };
+        }
+        if let (true, Some(i)) = (stopped, at) {
+            self.end_session(i, Some(torrent));
+            out.sessions_delta = -1;
+        }
+        (out, moved)
+    }
+
+    /// Ends the session at position `at`: its pending accounting goes to the orphans, its row's
+    /// deletion is queued, and its torrent (at position `torrent`, if the caller knows it) is
+    /// forgotten if it was its last session and it is not listed.
+    fn end_session(&mut self, at: usize, torrent: Option<usize>) -> Option<Session> {
+        let mut slot = self.sessions.remove(at)?;
+        if let Some(row) = slot.take_pending() {
+            self.orphans.push(row);
+        }
+        self.removed.push(slot.removed());
+        let torrent = torrent.or_else(|| {
+            let bits = self.bits(&slot.hash, &PeerId([0; 20])).torrent;
+            self.find_torrent(bits, &slot.hash)
+        });
+        release(&mut self.torrents, torrent);
+        Some(slot.session)
+    }
+
+    /// Takes what the flush writes: the queued deletions, the orphaned and the sessions'
+    /// pending accounting, and the baselines due; forgets sessions idle for more than `timeout`
+    /// seconds at `now` (queueing their rows' deletion). Returns whether a table moved.
+    pub(crate) fn take(&mut self, now: i64, timeout: u32, out: &mut Taken) -> bool {
         let timeout = i64::from(timeout);
         out.removed.append(&mut self.removed);
-        let idle = &mut self.idle;
-        self.active.retain(|h, t| {
-            t.take(h, now, timeout, out);
-            settle(idle, h, t)
-        });
-        self.active.shrink();
-        self.hints.fit(self.active.len());
+        out.pending.append(&mut self.orphans);
+        let Shard {
+            torrents,
+            sessions,
+            hasher,
+            ..
+        } = self;
+        sessions.retain(|slot| {
+            if let Some(row) = slot.take_pending() {
+                out.pending.push(row);
+            }
+            let s = &mut slot.session;
+            if now.saturating_sub(i64::from(s.last_seen)) > timeout {
+                out.removed.push(slot.removed());
+                out.idle += 1;
+                let bits = torrent_bits(hash(hasher, &slot.hash, &PeerId([0; 20])).0);
+                let at = torrents.find(bits, |t| t.hash == slot.hash);
+                release(torrents, at);
+                return false;
+            }
+            if s.due() {
+                s.dirty = false;
+                s.written_last_seen = s.last_seen;
+                out.sessions.push(SessionRow {
+                    info_hash: slot.hash,
+                    torrent_id: slot.torrent_id,
+                    session: *s,
+                });
+            }
+            true
+        })
     }
 
-    /// Drops the sessions `evict` selects (see [`TorrentState::evict`]); returns how many.
+    /// Ends the sessions `evict` selects (their pending accounting stays for the flush, their
+    /// rows' deletion is queued) and appends them to `out`. Returns how many, and whether the
+    /// session table moved.
     pub(crate) fn evict(
         &mut self,
         evict: &mut impl FnMut(&Session) -> bool,
         out: &mut Vec<(InfoHash, Session)>,
-    ) -> usize {
+    ) -> (usize, bool) {
         let Shard {
-            active,
-            idle,
+            torrents,
+            sessions,
+            orphans,
             removed,
-            ..
+            hasher,
         } = self;
-        let mut n = 0;
-        active.retain(|h, t| {
-            n += t.evict(h, evict, removed, out);
-            settle(idle, h, t)
+        let before = out.len();
+        let moved = sessions.retain(|slot| {
+            if !evict(&slot.session) {
+                return true;
+            }
+            if let Some(row) = slot.take_pending() {
+                orphans.push(row);
+            }
+            removed.push(slot.removed());
+            out.push((slot.hash, slot.session));
+            let bits = torrent_bits(hash(hasher, &slot.hash, &PeerId([0; 20])).0);
+            let at = torrents.find(bits, |t| t.hash == slot.hash);
+            release(torrents, at);
+            false
         });
-        n
+        (out.len() - before, moved)
+    }
+
+    /// Lists `info_hash` with `entry`'s options (or updates them). True if it was listed
+    /// already; the second value says whether the torrent table moved.
+    fn allow(&mut self, info_hash: &InfoHash, entry: &TorrentEntry) -> (bool, bool) {
+        let bits = self.bits(info_hash, &PeerId([0; 20])).torrent;
+        let Some(at) = self.find_torrent(bits, info_hash) else {
+            let (_, moved) = self
+                .torrents
+                .insert(TorrentSlot::listed(*info_hash, bits, entry));
+            return (false, moved);
+        };
+        let Some(t) = self.torrents.get_mut(at) else {
+            return (false, false);
+        };
+        let (was, old_id) = (t.listed, t.id);
+        t.set_options(entry);
+        if old_id != entry.id {
+            self.renumber(info_hash, old_id, entry.id);
+        }
+        (was, false)
+    }
+
+    /// The torrent `info_hash` has a new row id (its row was deleted and re-inserted by
+    /// another tool): its sessions' rows under the old id are queued for deletion and
+    /// rewritten under the new one, and its orphaned accounting goes to the new one.
+    fn renumber(&mut self, info_hash: &InfoHash, old_id: i64, new_id: i64) {
+        if self.torrent(info_hash).is_some_and(|t| t.sessions > 0) {
+            for slot in self.sessions.iter_mut() {
+                if slot.hash == *info_hash {
+                    self.removed.push(Removed {
+                        torrent_id: old_id,
+                        ..slot.removed()
+                    });
+                    slot.torrent_id = new_id;
+                    slot.session.dirty = true;
+                }
+            }
+        }
+        for row in &mut self.orphans {
+            if row.info_hash == *info_hash {
+                row.torrent_id = new_id;
+            }
+        }
+    }
+
+    /// Unlists `info_hash`: its sessions stay until they end, but announces to it are refused;
+    /// without sessions it is forgotten at once. True if it was listed.
+    fn unlist(&mut self, info_hash: &InfoHash) -> bool {
+        let bits = self.bits(info_hash, &PeerId([0; 20])).torrent;
+        let Some(at) = self.find_torrent(bits, info_hash) else {
+            return false;
+        };
+        let Some(t) = self.torrents.get_mut(at) else {
+            return false;
+        };
+        let was = std::mem::replace(&mut t.listed, false);
+        if t.sessions == 0 {
+            self.torrents.remove(at);
+        }
+        was
+    }
+
+    /// Adds a session loaded from the database to the torrent `info_hash` (row id
+    /// `torrent_id`), keeping an unlisted entry for the torrent if it is not listed.
+    fn insert_loaded(&mut self, info_hash: &InfoHash, torrent_id: i64, session: Session) {
+        let bits = self.bits(info_hash, &session.peer_id);
+        let at = match self.find_torrent(bits.torrent, info_hash) {
+            Some(at) => at,
+            None => {
+                let t = TorrentSlot::unlisted(*info_hash, bits.torrent, torrent_id);
+                self.torrents.insert(t).0
+            }
+        };
+        let Some(t) = self.torrents.get_mut(at) else {
+            return;
+        };
+        let id = t.id;
+        let known = self
+            .sessions
+            .find(bits.session, |s| {
+                s.is(info_hash, session.user_id, &session.peer_id)
+            })
+            .is_some();
+        if !known {
+            t.sessions += 1;
+            self.sessions
+                .insert(SessionSlot::new(*info_hash, bits.session, id, session));
+        }
     }
 }
 
-/// The position and active state of `info_hash`: made from its idle entry if it is listed,
-/// or a fresh unlisted state with row id `unlisted_id` if it is not known at all.
-pub(crate) fn activate<'a>(
-    active: &'a mut Active,
-    idle: &mut HashMap<InfoHash, TorrentEntry, InfoHashState>,
-    info_hash: &InfoHash,
-    unlisted_id: i64,
-) -> (usize, &'a mut TorrentState) {
-    active.get_or_insert_with(info_hash, || match idle.remove(info_hash) {
-        Some(e) => TorrentState::listed(&e),
-        None => TorrentState::unlisted(unlisted_id),
-    })
-}
-
-/// Whether an active state stays active; one with nothing left goes to `idle` if listed.
-fn settle(
-    idle: &mut HashMap<InfoHash, TorrentEntry, InfoHashState>,
-    h: &InfoHash,
-    t: &TorrentState,
-) -> bool {
-    if !t.sessions.is_empty() || !t.pending.is_empty() {
-        return true;
-    }
-    if let Some(e) = t.entry() {
-        idle.insert(*h, e);
-    }
-    false
-}
-
-/// Gives memory back after a spike.
-fn shrink<V>(map: &mut HashMap<InfoHash, V, InfoHashState>) {
-    let used = map.len();
-    if map.capacity() > 64 && used.saturating_mul(4) < map.capacity() {
-        map.shrink_to(used * 2);
+/// One session of the torrent at position `at` ended: forgets the torrent if that was its
+/// last and it is not listed.
+fn release(torrents: &mut Table<TorrentSlot>, at: Option<usize>) {
+    let Some(at) = at else {
+        return;
+    };
+    if let Some(t) = torrents.get_mut(at) {
+        t.sessions = t.sessions.saturating_sub(1);
+        if t.sessions == 0 && !t.listed {
+            torrents.remove(at);
+        }
     }
 }
 
 /// A shard on its own cache line(s), so neighbouring locks do not false-share, with the
-/// address of its hint table published beside the lock.
+/// addresses of its tables published beside the lock.
 #[repr(align(64))]
 #[derive(Debug)]
 pub(crate) struct ShardCell {
     shard: Mutex<Shard>,
-    /// The shard's [`Hints`] slot array, republished whenever it moves, and read without the
-    /// lock by the prefetch's first step, which only prefetches the slot.
-    hint_table: Published,
+    /// The shard's torrent table, republished whenever it moves, and read without the lock by
+    /// the prefetch, which only prefetches a slot.
+    torrent_table: Published,
+    /// The shard's session table, likewise.
+    session_table: Published,
 }
 
 impl ShardCell {
@@ -389,15 +423,16 @@ impl ShardCell {
         self.shard.lock()
     }
 
-    /// Records where `hints`' slots now are (call with the shard locked, `hints` its own).
-    pub(crate) fn publish_hints(&self, hints: &Hints) {
-        self.hint_table.publish(hints.span());
+    /// Records where `shard`'s tables now are (call with the shard locked, `shard` its own).
+    pub(crate) fn publish(&self, shard: &Shard) {
+        self.torrent_table.publish(shard.torrents.span());
+        self.session_table.publish(shard.sessions.span());
     }
 
-    /// The hint table as last published.
+    /// The tables as last published.
     #[cfg(test)]
-    pub(crate) fn published_hints(&self) -> (usize, usize) {
-        self.hint_table.get()
+    pub(crate) fn published(&self) -> [(usize, usize); 2] {
+        [self.torrent_table.get(), self.session_table.get()]
     }
 }
 
@@ -405,8 +440,8 @@ impl ShardCell {
 #[derive(Debug)]
 pub(crate) struct Torrents {
     shards: Box<[ShardCell]>,
-    /// Keyed hash choosing a torrent's shard (not the maps' key, so a shard's keys do not share
-    /// hash bits).
+    /// Keyed hash choosing a torrent's shard (its low bits) and its place in the shard's tables
+    /// (the others, and with the peer id).
     hasher: InfoHashState,
     /// Listed torrents; changed only with the view write-locked (admin operations).
     listed: AtomicUsize,
@@ -415,20 +450,22 @@ pub(crate) struct Torrents {
 impl Torrents {
     /// Empty shards.
     pub(crate) fn new() -> Self {
-        let map_hasher = InfoHashState::new();
+        let hasher = InfoHashState::new();
         Self {
             shards: (0..SHARDS)
                 .map(|_| ShardCell {
                     shard: Mutex::new(Shard {
-                        active: Active::new(map_hasher),
-                        idle: HashMap::with_hasher(map_hasher),
+                        torrents: Table::default(),
+                        sessions: Table::default(),
+                        orphans: Vec::new(),
                         removed: Vec::new(),
-                        hints: Hints::default(),
+                        hasher,
                     }),
-                    hint_table: Published::default(),
+                    torrent_table: Published::default(),
+                    session_table: Published::default(),
                 })
                 .collect(),
-            hasher: InfoHashState::new(),
+            hasher,
             listed: AtomicUsize::new(0),
         }
     }
@@ -436,41 +473,38 @@ impl Torrents {
     /// The shard holding `info_hash`.
     #[inline]
     pub(crate) fn shard(&self, info_hash: &InfoHash) -> &ShardCell {
-        self.locate(info_hash).1
+        self.locate(info_hash, &PeerId([0; 20])).1
     }
 
-    /// The shard holding `info_hash`, and the hash bits its [`Hints`] use.
+    /// The shard holding `info_hash`, and the bits its tables place the torrent and its
+    /// session with `peer_id` under.
     #[inline]
-    pub(crate) fn locate(&self, info_hash: &InfoHash) -> (u64, &ShardCell) {
-        // The bytes straight into the hasher: `hash_one` would go through the generic (and
-        // out-of-line) `Hash` of arrays, which is a tenth of a keep-alive's time.
-        let mut hasher = self.hasher.build_hasher();
-        hasher.write(&info_hash.0);
-        let h = hasher.finish();
-        // Truncation is intended: the low bits pick the shard (the maps' hasher has other keys).
-        let i = h as usize & (SHARDS - 1);
-        (h >> SHARDS.trailing_zeros(), &self.shards[i])
+    pub(crate) fn locate(&self, info_hash: &InfoHash, peer_id: &PeerId) -> (Bits, &ShardCell) {
+        let (t, s) = hash(&self.hasher, info_hash, peer_id);
+        // Truncation is intended: the low bits pick the shard.
+        let i = t as usize & (SHARDS - 1);
+        let bits = Bits {
+            torrent: torrent_bits(t),
+            session: s,
+        };
+        (bits, &self.shards[i])
     }
 
-    /// Starts loading what an announce of `info_hash` reads (see
+    /// Starts loading what an announce of `info_hash` by `peer_id` reads (see
     /// [`AccessPolicy::prefetch`](swarmd_swarm::access::AccessPolicy::prefetch)): at the first
-    /// step the shard's lock and, without the lock, the torrent's hint entry (through the
-    /// published table address beside the lock); at the second, under the lock if it is free,
-    /// the slot the entry names.
-    pub(crate) fn prefetch(&self, info_hash: &InfoHash, step: Prefetch) {
-        let (bits, cell) = self.locate(info_hash);
-        match step {
-            Prefetch::Bucket => {
-                swarmd_swarm::prefetch::prefetch(std::ptr::from_ref(&cell.shard));
-                cell.hint_table.prefetch::<[u32; 2]>(bits);
-            }
-            Prefetch::Record => {
-                if let Some(shard) = cell.shard.try_lock() {
-                    if let Some(at) = shard.hints.get(bits) {
-                        shard.active.prefetch(at);
-                    }
-                }
-            }
+    /// step the shard's lock, the torrent's slot and the session's (through the tables'
+    /// addresses published beside the lock); nothing at the second, as no address depends on
+    /// what the first loads.
+    pub(crate) fn prefetch(&self, info_hash: &InfoHash, peer_id: Option<&PeerId>, step: Prefetch) {
+        if step != Prefetch::Bucket {
+            return;
+        }
+        let (bits, cell) = self.locate(info_hash, peer_id.unwrap_or(&PeerId([0; 20])));
+        swarmd_swarm::prefetch::prefetch(std::ptr::from_ref(&cell.shard));
+        cell.torrent_table.prefetch::<TorrentSlot>(bits.torrent);
+        if peer_id.is_some() {
+            cell.session_table
+                .prefetch_lines::<SessionSlot>(bits.session);
         }
     }
 
@@ -487,33 +521,18 @@ impl Torrents {
     /// Whether `info_hash` is listed and private in `mode`.
     pub(crate) fn is_private(&self, info_hash: &InfoHash, mode: Mode) -> bool {
         let shard = self.shard(info_hash).lock();
-        match shard.active.get(info_hash) {
-            Some(t) => t.private_in(mode),
-            None => shard
-                .idle
-                .get(info_hash)
-                .is_some_and(|e| e.private_in(mode)),
-        }
+        shard.torrent(info_hash).is_some_and(|t| t.private_in(mode))
     }
 
     /// Lists `info_hash` with `entry`'s options (or updates them). Call with the view
     /// write-locked.
     pub(crate) fn allow(&self, info_hash: &InfoHash, entry: &TorrentEntry) {
-        let mut shard = self.shard(info_hash).lock();
-        let Shard {
-            active,
-            idle,
-            removed,
-            ..
-        } = &mut *shard;
-        let was_listed = match active.get_mut(info_hash) {
-            Some(t) => {
-                let was = t.listed;
-                t.set_entry(info_hash, entry, removed);
-                was
-            }
-            None => idle.insert(*info_hash, *entry).is_some(),
-        };
+        let cell = self.shard(info_hash);
+        let mut shard = cell.lock();
+        let (was_listed, moved) = shard.allow(info_hash, entry);
+        if moved {
+            cell.publish(&shard);
+        }
         if !was_listed {
             self.listed.fetch_add(1, Ordering::Relaxed);
         }
@@ -522,11 +541,7 @@ impl Torrents {
     /// Unlists `info_hash`: its sessions stay until they end, but announces to it are
     /// refused. True if it was listed. Call with the view write-locked.
     pub(crate) fn unlist(&self, info_hash: &InfoHash) -> bool {
-        let mut shard = self.shard(info_hash).lock();
-        let was_listed = match shard.active.get_mut(info_hash) {
-            Some(t) => std::mem::replace(&mut t.listed, false),
-            None => shard.idle.remove(info_hash).is_some(),
-        };
+        let was_listed = self.shard(info_hash).lock().unlist(info_hash);
         if was_listed {
             self.listed.fetch_sub(1, Ordering::Relaxed);
         }
@@ -546,202 +561,71 @@ impl Torrents {
         fresh.extend(fresh_rows);
         self.listed.store(fresh.len(), Ordering::Relaxed);
         let mut purge = Vec::new();
-        for shard in self.iter() {
-            let mut shard = shard.lock();
-            let Shard {
-                active,
-                idle,
-                removed,
-                ..
-            } = &mut *shard;
-            for (h, t) in active.iter_mut() {
+        for cell in self.iter() {
+            let mut shard = cell.lock();
+            let mut renumbered = Vec::new();
+            let moved = shard.torrents.retain(|t| {
                 let was = t.private_in(mode);
-                match fresh.remove(h) {
+                match fresh.remove(&t.hash) {
                     Some(e) => {
-                        t.set_entry(h, &e, removed);
-                        if t.private_in(mode) && !was {
-                            purge.push(*h);
+                        if e.id != t.id {
+                            renumbered.push((t.hash, t.id, e.id));
                         }
-                    }
-                    None if t.listed => {
-                        t.listed = false;
-                        purge.push(*h);
-                    }
-                    None => {}
-                }
-            }
-            idle.retain(|h, e| {
-                let was = e.private_in(mode);
-                match fresh.remove(h) {
-                    Some(new) => {
-                        *e = new;
-                        if e.private_in(mode) && !was {
-                            purge.push(*h);
+                        t.set_options(&e);
+                        if t.private_in(mode) && !was {
+                            purge.push(t.hash);
                         }
                         true
                     }
-                    None => {
-                        purge.push(*h);
-                        false
+                    None if t.listed => {
+                        t.listed = false;
+                        purge.push(t.hash);
+                        t.sessions > 0
                     }
+                    None => true,
                 }
             });
+            for (h, old, new) in renumbered {
+                shard.renumber(&h, old, new);
+            }
+            if moved {
+                cell.publish(&shard);
+            }
         }
         for (h, e) in fresh {
             if e.private_in(mode) {
                 purge.push(h);
             }
-            self.shard(&h).lock().idle.insert(h, e);
+            let cell = self.shard(&h);
+            let mut shard = cell.lock();
+            if shard.allow(&h, &e).1 {
+                cell.publish(&shard);
+            }
         }
         purge
     }
 
     /// Adds a session loaded from the database to the torrent with row id `torrent_id`,
-    /// keeping an unlisted state for it if the torrent is not listed.
+    /// keeping an unlisted entry for it if the torrent is not listed.
     pub(crate) fn insert_loaded(&self, info_hash: &InfoHash, torrent_id: i64, session: Session) {
-        let mut shard = self.shard(info_hash).lock();
-        let t = shard.activate(info_hash, torrent_id);
-        if !t.sessions.contains(session.key()) {
-            t.sessions.push(session);
-        }
+        let cell = self.shard(info_hash);
+        let mut shard = cell.lock();
+        shard.insert_loaded(info_hash, torrent_id, session);
+        cell.publish(&shard);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use proptest::prelude::*;
-
     use super::*;
 
-    /// A state told apart by its row id.
-    fn state(id: i64) -> TorrentState {
-        TorrentState::unlisted(id)
-    }
-
-    fn hash(n: u8) -> InfoHash {
-        InfoHash([n; 20])
-    }
-
-    #[derive(Debug, Clone)]
-    enum Op {
-        /// Activate hash n (with row id n if new).
-        Insert(u8),
-        /// Drop every hash whose byte is in the set (bit n % 64).
-        Retain(u64),
-        /// Look up hash n, trying position p first.
-        Find(u8, usize),
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            4 => (0u8..40).prop_map(Op::Insert),
-            1 => any::<u64>().prop_map(Op::Retain),
-            4 => (0u8..48, 0usize..48).prop_map(|(n, p)| Op::Find(n, p)),
-        ]
-    }
-
-    proptest! {
-        /// Whatever position is hinted (right, stale, another torrent's, out of range), the
-        /// active set answers as a map would, and every position it reports holds its torrent.
-        #[test]
-        fn active_behaves_as_a_map_whatever_the_hints(ops in proptest::collection::vec(op(), 0..300)) {
-            let mut active = Active::new(InfoHashState::new());
-            let mut model: BTreeMap<u8, i64> = BTreeMap::new();
-            for op in ops {
-                match op {
-                    Op::Insert(n) => {
-                        let (at, t) = active.get_or_insert_with(&hash(n), || state(n.into()));
-                        prop_assert_eq!(t.id, i64::from(n));
-                        model.entry(n).or_insert(n.into());
-                        prop_assert_eq!(active.find_mut(&hash(n), Some(at)).map(|(a, _)| a), Some(at));
-                    }
-                    Op::Retain(drop) => {
-                        let mut seen = 0;
-                        active.retain(|h, t| {
-                            seen += 1;
-                            assert_eq!(t.id, i64::from(h.0[0]), "each state with its own hash");
-                            drop & (1 << (h.0[0] % 64)) == 0
-                        });
-                        prop_assert_eq!(seen, model.len(), "every state visited once");
-                        model.retain(|n, _| drop & (1 << (n % 64)) == 0);
-                    }
-                    Op::Find(n, p) => {
-                        let found = active.find_mut(&hash(n), Some(p)).map(|(at, t)| (at, t.id));
-                        prop_assert_eq!(found.map(|(_, id)| id), model.get(&n).copied());
-                        if let Some((at, _)) = found {
-                            prop_assert_eq!(active.find_mut(&hash(n), None).map(|(a, _)| a), Some(at));
-                        }
-                        // Out-of-range and stale hints are only hints.
-                        active.prefetch(p);
-                    }
-                }
-                prop_assert_eq!(active.len(), model.len());
-                for (&n, &id) in &model {
-                    prop_assert_eq!(active.get(&hash(n)).map(|t| t.id), Some(id));
-                }
-            }
-            active.shrink();
-            let ids: BTreeMap<u8, i64> = active.iter_mut().map(|(h, t)| (h.0[0], t.id)).collect();
-            prop_assert_eq!(ids, model);
-        }
-    }
-
-    /// The hash, the flags and the inline first session (first in its map, `repr(C)`) fill
-    /// the slot's first two cache lines and no more.
+    /// What an announce reads of its session comes in whole lines: the slot is line-aligned,
+    /// and its first two lines hold the key and the baseline.
     #[test]
-    fn a_keep_alive_of_a_first_session_reads_two_lines() {
+    fn slots_are_line_aligned() {
         use std::mem::offset_of;
-        let first_session_end = offset_of!(Slot, state)
-            + offset_of!(TorrentState, sessions)
-            + size_of::<Option<Session>>();
-        assert!(first_session_end <= 128, "{first_session_end}");
-        assert_eq!(align_of::<Slot>(), 64);
-    }
-
-    #[test]
-    fn hints_note_positions_two_ways_and_grow_with_the_shard() {
-        // Three torrents' bits with the same pair (low bits 5) and different tags.
-        let [a, b, c] = [0xA1 << 32 | 5, 0xB2 << 32 | 5, 0xC3 << 32 | 5];
-        let mut hints = Hints::default();
-        assert_eq!(hints.get(a), None, "no table yet");
-        assert_eq!(hints.span(), (0, 0));
-        assert!(hints.note(a, 0, 1), "the first note makes the table");
-        assert_eq!(hints.len(), 64);
-        assert_eq!(hints.get(a), Some(0));
-        assert_eq!(
-            hints.get(b),
-            None,
-            "a neighbour's hint is not taken for one's own"
-        );
-        assert!(!hints.note(b, 7, 32));
-        assert_eq!(
-            (hints.get(a), hints.get(b)),
-            (Some(0), Some(7)),
-            "both ways held"
-        );
-        assert!(!hints.note(a, 2, 32));
-        assert_eq!(
-            (hints.get(a), hints.get(b)),
-            (Some(2), Some(7)),
-            "updated in place"
-        );
-        // A third takes the first way, and what was there the second, dropping its entry.
-        assert!(!hints.note(c, 9, 32));
-        assert_eq!(
-            (hints.get(a), hints.get(b), hints.get(c)),
-            (None, Some(7), Some(9))
-        );
-        assert_eq!(hints.noted(), 2);
-        // Past half full it grows to four times the shard, forgetting what it knew.
-        assert!(hints.note(a, 3, 33));
-        assert_eq!(hints.len(), 256);
-        assert_eq!((hints.get(a), hints.get(b)), (Some(3), None));
-        // A flush that leaves the shard far emptier gives it back.
-        hints.fit(16);
-        assert_eq!(hints.len(), 256);
-        hints.fit(15);
-        assert_eq!((hints.len(), hints.span()), (0, (0, 0)));
+        assert_eq!(align_of::<SessionSlot>(), 64);
+        assert_eq!(align_of::<TorrentSlot>(), 64);
+        assert!(offset_of!(SessionSlot, session) + size_of::<Session>() <= 128);
     }
 }

@@ -112,12 +112,13 @@ pub trait AccessPolicy: Send + Sync + 'static {
         Access::Allow
     }
 
-    /// Starts loading, without waiting, what [`AccessPolicy::announce`] of `info_hash` will
-    /// read, as [`Registry::prefetch`](crate::Registry::prefetch) does for the registry: the
-    /// UDP tracker calls both for the datagrams after the one it is handling. A hint only;
-    /// policies with nothing per torrent to look up keep the default, which does nothing.
-    fn prefetch(&self, info_hash: &InfoHash, step: crate::Prefetch) {
-        let _ = (info_hash, step);
+    /// Starts loading, without waiting, what [`AccessPolicy::announce`] of `info_hash` by
+    /// `peer_id` (`None` for a scrape) will read, as
+    /// [`Registry::prefetch`](crate::Registry::prefetch) does for the registry: the UDP
+    /// tracker calls both for the datagrams after the one it is handling. A hint only; policies
+    /// with nothing per torrent to look up keep the default, which does nothing.
+    fn prefetch(&self, info_hash: &InfoHash, peer_id: Option<&PeerId>, step: crate::Prefetch) {
+        let _ = (info_hash, peer_id, step);
     }
 }
 

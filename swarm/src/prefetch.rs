@@ -68,6 +68,24 @@ impl Published {
             prefetch(std::ptr::without_provenance::<T>(at));
         }
     }
+
+    /// Starts loading every cache line of element `bits & (length - 1)` of the array as last
+    /// published, if any: for elements of several lines.
+    #[inline]
+    pub fn prefetch_lines<T>(&self, bits: u64) {
+        let (base, mask) = self.get();
+        if base != 0 {
+            // Truncation is intended: the low bits pick the element.
+            let start = base.wrapping_add((bits as usize & mask).wrapping_mul(size_of::<T>()));
+            // Counted, not compared with an end address: a wild address near the top of the
+            // address space must not wrap around into a long walk.
+            let lines = (start % 64 + size_of::<T>()).div_ceil(64);
+            for i in 0..lines {
+                let line = (start & !63).wrapping_add(i * 64);
+                prefetch(std::ptr::without_provenance::<u8>(line));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -90,6 +108,9 @@ mod tests {
         p.prefetch::<u64>(3);
         p.publish((usize::MAX - 3, usize::MAX));
         p.prefetch::<[u8; 64]>(u64::MAX);
+        p.prefetch_lines::<[u8; 192]>(u64::MAX);
+        p.publish((usize::MAX - 100, 0));
+        p.prefetch_lines::<[u8; 192]>(0);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use swarmd_proto::udp::{
     write_scrape_response_entry, write_scrape_response_header, AnnounceRequest, Request,
     RequestError, ScrapeRequest, UrlData, CONNECT_REQUEST_LEN, ERROR_RESPONSE_HEADER_LEN,
 };
-use swarmd_proto::{InfoHash, COMPACT_V4_LEN, COMPACT_V6_LEN};
+use swarmd_proto::{InfoHash, PeerId, COMPACT_V4_LEN, COMPACT_V6_LEN};
 use swarmd_swarm::access::{Access, AccessPolicy, AccessRequest, Protocol, Transfer};
 use swarmd_swarm::clock::{Clock, Secs};
 use swarmd_swarm::metrics::Metrics;
@@ -110,8 +110,8 @@ impl UdpTracker {
     }
 
     /// Starts loading (see [`Registry::prefetch`] and [`AccessPolicy::prefetch`]) the swarm and
-    /// the policy's state that an announce or scrape datagram names: its info hash, or a
-    /// scrape's first one. Reads only the hash's bytes, checks nothing (an unauthenticated
+    /// the policy's state that an announce or scrape datagram names: its info hash (and an
+    /// announce's peer id), or a scrape's first one. Reads only those bytes, checks nothing (an unauthenticated
     /// packet costs one wasted hint at most), and does nothing for other datagrams.
     #[inline]
     pub(crate) fn prefetch(&self, packet: &[u8], step: Prefetch) {
@@ -125,7 +125,11 @@ impl UdpTracker {
             let mut info_hash = InfoHash([0; 20]);
             info_hash.0.copy_from_slice(hash);
             self.registry.prefetch(&info_hash, step);
-            self.policy.prefetch(&info_hash, step);
+            let peer_id = match packet.get(36..56) {
+                Some(id) if action == ANNOUNCE => PeerId::from_slice(id),
+                _ => None,
+            };
+            self.policy.prefetch(&info_hash, peer_id.as_ref(), step);
         }
     }
 

@@ -1,18 +1,46 @@
-//! The per-torrent state: torrents moving between the idle and active maps, removed torrents
-//! keeping their sessions until they end, big swarms (past the session index threshold).
+//! The per-torrent state: torrents counting their sessions, removed torrents keeping their
+//! sessions until they end, big swarms, tables that grow and move under the prefetch.
 
 use super::*;
 use crate::Totals;
 
-/// Where the shard keeps `h`: "active", "idle" or "absent".
+/// How the shard keeps `h`: "active" (with sessions), "idle" (listed, no sessions) or
+/// "absent"; checks the torrent's session count against its sessions.
 fn place(fx: &Fx, h: &InfoHash) -> &'static str {
     let shard = fx.policy.torrents.shard(h).lock();
-    match (shard.active.contains_key(h), shard.idle.contains_key(h)) {
-        (true, false) => "active",
-        (false, true) => "idle",
-        (false, false) => "absent",
-        (true, true) => panic!("{h} is both active and idle"),
+    let sessions = shard.sessions.iter().filter(|(_, s)| s.hash == *h).count();
+    match shard.torrent(h) {
+        Some(t) => {
+            assert_eq!(t.sessions as usize, sessions, "{h}'s session count");
+            assert!(
+                t.listed || sessions > 0,
+                "{h} unlisted and kept without sessions"
+            );
+            if sessions > 0 {
+                "active"
+            } else {
+                "idle"
+            }
+        }
+        None => {
+            assert_eq!(sessions, 0, "sessions of {h}, which the shard forgot");
+            "absent"
+        }
     }
+}
+
+/// Another tool gives torrent row 1 the id 77 (deleting and re-inserting it would too), and
+/// the policy reloads.
+fn renumber_by_another_tool(fx: &Fx, db: &TempDb) {
+    let other = rusqlite::Connection::open(db.path()).unwrap();
+    other
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             UPDATE torrents SET id = 77 WHERE id = 1;",
+        )
+        .unwrap();
+    drop(other);
+    fx.policy.reload().unwrap();
 }
 
 fn user_totals(fx: &Fx, uid: i64) -> Totals {
@@ -20,7 +48,7 @@ fn user_totals(fx: &Fx, uid: i64) -> Totals {
 }
 
 #[test]
-fn a_torrent_is_active_while_it_has_sessions_or_pending_records() {
+fn a_torrent_is_active_while_it_has_sessions_and_records_outlive_them() {
     let fx = Fx::new(Mode::Listed);
     let (_, key) = fx.user("alice");
     fx.allow(hash(1));
@@ -35,13 +63,14 @@ fn a_torrent_is_active_while_it_has_sessions_or_pending_records() {
     fx.policy.flush().unwrap();
     assert_eq!(place(&fx, &hash(1)), "active", "the session is live");
     fx.advance(1);
-    a.event(Event::Stopped).send(&fx);
-    assert_eq!(
-        place(&fx, &hash(1)),
-        "active",
-        "the stop's record is pending"
-    );
-    fx.policy.flush().unwrap();
+    a.totals(50, 0, 100).send(&fx);
+    a.event(Event::Stopped).totals(70, 0, 100).send(&fx);
+    assert_eq!(place(&fx, &hash(1)), "idle", "the session ended");
+    assert_eq!(fx.policy.stats().pending_records, 1, "its record did not");
+    let f = fx.policy.flush().unwrap();
+    assert_eq!((f.records, f.sessions_removed), (1, 1));
+    let uid = fx.policy.user_by_name("alice").unwrap().user.id;
+    assert_eq!(user_totals(&fx, uid).raw_uploaded, 70);
     assert_eq!(place(&fx, &hash(1)), "idle");
     assert_eq!(fx.policy.stats().torrents, 1);
     // Still listed, with its options.
@@ -166,7 +195,9 @@ fn big_swarms_keep_every_session_apart() {
         assert!(ann(n).totals(u64::from(n), 0, 10).send(&fx).is_allowed());
     }
     assert_eq!(fx.policy.stats().sessions, u64::from(PEERS));
-    assert_eq!(fx.policy.stats().pending_records, 3);
+    assert_eq!(fx.policy.stats().pending_records, u64::from(PEERS));
+    // Written as one record per user.
+    assert_eq!(fx.policy.flush().unwrap().records, 3);
     fx.advance(10);
     // Every peer reports 1000 more; two thirds then stop.
     for n in 0..PEERS {
@@ -208,15 +239,7 @@ fn a_new_row_id_for_a_hash_moves_its_session_rows() {
     fx.allow(hash(1));
     Ann::new(hash(1), Some(&key)).send(&fx);
     fx.policy.flush().unwrap();
-    let other = rusqlite::Connection::open(db.path()).unwrap();
-    other
-        .execute_batch(
-            "PRAGMA foreign_keys = OFF;
-             UPDATE torrents SET id = 77 WHERE id = 1;",
-        )
-        .unwrap();
-    drop(other);
-    fx.policy.reload().unwrap();
+    renumber_by_another_tool(&fx, &db);
     let f = fx.policy.flush().unwrap();
     assert_eq!((f.sessions_written, f.sessions_removed), (1, 1));
     let ids: Vec<i64> = fx
@@ -232,56 +255,85 @@ fn a_new_row_id_for_a_hash_moves_its_session_rows() {
     assert_eq!(ids, vec![77]);
 }
 
+/// Records of sessions that ended before a torrent's row id changed are written under the
+/// new id (the old row is gone: writing under it would break the foreign key and every flush
+/// after it).
 #[test]
-fn prefetch_hints_follow_announces_and_never_change_answers() {
+fn records_of_ended_sessions_follow_a_new_row_id() {
+    let db = TempDb::new("newid-ended");
+    let fx = Fx::with_config(&config(Mode::Private, db.path()));
+    let (uid, key) = fx.user("alice");
+    fx.allow(hash(1));
+    let a = Ann::new(hash(1), Some(&key));
+    a.totals(0, 0, 10).send(&fx);
+    fx.policy.flush().unwrap();
+    fx.advance(10);
+    a.totals(500, 0, 10).event(Event::Stopped).send(&fx);
+    assert_eq!(place(&fx, &hash(1)), "idle");
+    renumber_by_another_tool(&fx, &db);
+    let f = fx.policy.flush().unwrap();
+    assert_eq!((f.records, f.sessions_removed), (1, 1));
+    let rows: Vec<(i64, i64)> = fx
+        .policy
+        .conn
+        .lock()
+        .prepare("SELECT torrent_id, raw_uploaded FROM transfers")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(rows.contains(&(77, 500)), "{rows:?}");
+    assert_eq!(user_totals(&fx, uid).raw_uploaded, 500);
+}
+
+#[test]
+fn prefetches_follow_the_published_tables_and_never_change_answers() {
     use swarmd_swarm::Prefetch;
     let fx = Fx::new(Mode::Private);
     let (_, key) = fx.user("alice");
+    let check_published = |fx: &Fx| {
+        for cell in fx.policy.torrents.iter() {
+            let s = cell.lock();
+            assert_eq!(
+                cell.published(),
+                [s.torrents.span(), s.sessions.span()],
+                "published where they are"
+            );
+        }
+    };
+    // Before any table exists, and for torrents never seen, a prefetch is only a hint.
+    for step in [Prefetch::Bucket, Prefetch::Record] {
+        fx.policy.prefetch(&hash(1), Some(&peer(b"-qB", 1)), step);
+        fx.policy.prefetch(&hash(1), None, step);
+    }
     for n in 0..200u8 {
         fx.allow(hash(n));
     }
-    // Hints for torrents never announced, or announced before the table grew (stale), are
-    // only hints: prefetching them is harmless and answers do not change.
-    for step in [Prefetch::Bucket, Prefetch::Record] {
-        fx.policy.prefetch(&hash(1), step);
-    }
+    check_published(&fx);
+    // Announces grow the session tables; a prefetch may name a slot that holds another
+    // session, or one the table has since left.
     for n in 0..200u8 {
-        assert!(Ann::new(hash(n), Some(&key)).send(&fx).is_allowed());
+        for p in 0..3 {
+            let a = Ann::new(hash(n), Some(&key)).peer(peer(b"-qB", p));
+            assert!(a.send(&fx).is_allowed());
+        }
         for m in [n, n.wrapping_add(1), 250] {
             for step in [Prefetch::Bucket, Prefetch::Record] {
-                fx.policy.prefetch(&hash(m), step);
+                fx.policy.prefetch(&hash(m), Some(&peer(b"-qB", 0)), step);
             }
         }
     }
-    let noted = fx
-        .policy
-        .torrents
-        .iter()
-        .map(|cell| {
-            let s = cell.lock();
-            assert!(
-                s.hints.len() >= s.active.len(),
-                "the table keeps up with the shard"
-            );
-            assert_eq!(
-                cell.published_hints(),
-                s.hints.span(),
-                "published where it is"
-            );
-            s.hints.noted()
-        })
-        .sum::<usize>();
-    assert!(noted > 0 && noted <= 200, "{noted} hints");
-    // A flush that empties shards republishes what it gives back.
-    fx.policy.flush().unwrap();
-    for cell in fx.policy.torrents.iter() {
-        assert_eq!(cell.published_hints(), cell.lock().hints.span());
+    check_published(&fx);
+    assert_eq!(fx.policy.stats().sessions, 600);
+    // A flush that ends sessions (and frees emptied tables) republishes them.
+    fx.advance(TIMEOUT + 1);
+    let f = fx.policy.flush().unwrap();
+    assert_eq!(f.sessions_removed, 600);
+    check_published(&fx);
+    for n in 0..200u8 {
+        assert_eq!(place(&fx, &hash(n)), "idle");
     }
-    // A held shard is skipped rather than waited for.
-    let held = fx.policy.torrents.shard(&hash(3)).lock();
-    fx.policy.prefetch(&hash(3), Prefetch::Record);
-    drop(held);
-    assert_eq!(place(&fx, &hash(3)), "active");
     assert_eq!(place(&fx, &hash(250)), "absent");
 }
 
