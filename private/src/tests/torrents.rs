@@ -1,6 +1,8 @@
 //! The per-torrent state: torrents counting their sessions, removed torrents keeping their
 //! sessions until they end, big swarms, tables that grow and move under the prefetch.
 
+use proptest::prelude::*;
+
 use super::*;
 use crate::Totals;
 
@@ -377,5 +379,118 @@ fn states_moved_by_a_flush_are_found_by_their_own_hash_not_a_stale_hint() {
     for i in 0..N {
         let want = if i % 2 == 0 { "idle" } else { "active" };
         assert_eq!(place(&fx, &wide_hash(i)), want, "torrent {i}");
+    }
+}
+
+/// What changes a shard's tables, in any order.
+#[derive(Debug, Clone)]
+enum ShardOp {
+    /// User `user` announces torrent `torrent` from peer `peer`.
+    Announce {
+        torrent: u8,
+        user: usize,
+        peer: u8,
+        up: u64,
+        event: Event,
+    },
+    /// The torrent is removed from the allow list.
+    Remove(u8),
+    /// The torrent is (re-)listed.
+    Allow(u8),
+    /// The user's key is revoked (evicting their sessions) and a new one issued.
+    Rekey(usize),
+    Advance(u32),
+    Flush,
+}
+
+fn shard_op() -> impl Strategy<Value = ShardOp> {
+    let event = prop_oneof![
+        5 => Just(Event::None),
+        1 => Just(Event::Started),
+        1 => Just(Event::Completed),
+        2 => Just(Event::Stopped),
+    ];
+    prop_oneof![
+        12 => (0u8..6, 0usize..3, 0u8..40, 0u64..1000, event).prop_map(
+            |(torrent, user, peer, up, event)| ShardOp::Announce { torrent, user, peer, up, event }
+        ),
+        1 => (0u8..6).prop_map(ShardOp::Remove),
+        1 => (0u8..6).prop_map(ShardOp::Allow),
+        1 => (0usize..3).prop_map(ShardOp::Rekey),
+        2 => (1u32..TIMEOUT).prop_map(ShardOp::Advance),
+        1 => Just(ShardOp::Flush),
+    ]
+}
+
+/// The tables agree with each other and with the counters: every torrent counts exactly its
+/// sessions, an unlisted torrent is kept only while it has some, every session's torrent is
+/// there with the same row id, and the sessions, pending records and listed torrents gauges
+/// count what the tables hold.
+fn check_tables(fx: &Fx) {
+    let (mut sessions, mut records, mut listed) = (0, 0, 0);
+    for cell in fx.policy.torrents.iter() {
+        let s = cell.lock();
+        for (_, t) in s.torrents.iter() {
+            let mine = s.sessions.iter().filter(|(_, x)| x.hash == t.hash).count();
+            assert_eq!(t.sessions as usize, mine, "{}'s session count", t.hash);
+            assert!(t.listed || mine > 0, "{} unlisted and kept", t.hash);
+            listed += usize::from(t.listed);
+        }
+        for (_, x) in s.sessions.iter() {
+            let t = s.torrent(&x.hash).expect("a session's torrent is known");
+            assert_eq!(x.torrent_id, t.id);
+            records += usize::from(x.pending.is_some());
+        }
+        sessions += s.sessions.len();
+        records += s.orphans.len();
+        assert_eq!(cell.published(), [s.torrents.span(), s.sessions.span()]);
+    }
+    let stats = fx.policy.stats();
+    assert_eq!(stats.sessions, sessions as u64);
+    assert_eq!(stats.pending_records, records as u64);
+    assert_eq!(stats.torrents, listed as u64);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Whatever the order of announces, stops, removals, re-listings, revocations, idle
+    /// timeouts and flushes (sessions enough to grow, tombstone and rebuild the tables), the
+    /// tables stay consistent, and a final flush leaves nothing pending.
+    #[test]
+    fn shard_tables_stay_consistent(ops in proptest::collection::vec(shard_op(), 1..160)) {
+        let fx = Fx::new(Mode::Private);
+        let mut users: Vec<(i64, String)> = (0..3).map(|i| fx.user(&format!("u{i}"))).collect();
+        for n in 0..6 {
+            fx.allow(hash(n));
+        }
+        for op in ops {
+            match op {
+                ShardOp::Announce { torrent, user, peer: p, up, event } => {
+                    let key = users[user].1.clone();
+                    let a = Ann::new(hash(torrent), Some(&key))
+                        .peer(peer(b"-qB", p))
+                        .totals(up, 0, 10)
+                        .event(event);
+                    a.send(&fx);
+                }
+                ShardOp::Remove(n) => {
+                    fx.policy.remove_torrent(&hash(n)).unwrap();
+                }
+                ShardOp::Allow(n) => fx.allow(hash(n)),
+                ShardOp::Rekey(u) => {
+                    fx.policy.revoke_key(&users[u].1).unwrap();
+                    users[u].1 = fx.policy.issue_key(users[u].0, None).unwrap().key;
+                }
+                ShardOp::Advance(secs) => fx.advance(secs),
+                ShardOp::Flush => {
+                    fx.policy.flush().unwrap();
+                }
+            }
+            check_tables(&fx);
+        }
+        fx.policy.flush().unwrap();
+        check_tables(&fx);
+        prop_assert_eq!(fx.policy.stats().pending_records, 0);
     }
 }
