@@ -64,8 +64,10 @@ pub(crate) use slot_accessors;
 /// Smallest table allocated.
 const MIN_SLOTS: usize = 8;
 
-/// The slots, a power of two of them (or none before the first insertion).
+/// The slots, a power of two of them (or none before the first insertion). The vector comes
+/// first (`repr(C)`), so a table's place in memory is in its first 24 bytes.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Table<S> {
     slots: Vec<S>,
     live: usize,
