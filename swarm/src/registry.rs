@@ -46,13 +46,15 @@ impl ShardState {
     }
 }
 
-/// A shard on its own cache line(s), so neighbouring locks do not false-share.
-#[repr(align(64))]
+/// A shard on its own cache line(s), so neighbouring locks do not false-share. The published
+/// table place comes first (`repr(C)`), so what the prefetch reads (it, then the lock word)
+/// and what a lookup reads first (the lock, the store's index) share one line.
+#[repr(C, align(64))]
 struct Shard {
-    state: Mutex<ShardState>,
     /// The torrent table's bucket array (`u32` slots), republished after every change that
     /// may move it, and read without the lock by [`Registry::prefetch`].
     table: Published,
+    state: Mutex<ShardState>,
 }
 
 impl Shard {
@@ -486,4 +488,22 @@ impl Registry {
 fn shard_of(hash: u64, mask: usize) -> usize {
     // Truncation is intended: the mask keeps at most 20 bits.
     (hash >> 32) as usize & mask
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    /// What the prefetch reads (the published table place) and the lock word share a line.
+    #[test]
+    fn a_shard_starts_with_its_published_table_and_lock() {
+        let r = Registry::new(RegistryConfig::default());
+        for shard in r.shards.iter() {
+            let start = std::ptr::from_ref(shard).addr();
+            let lock = std::ptr::from_ref(&shard.state).addr();
+            assert_eq!(start % 64, 0);
+            assert_eq!(std::ptr::from_ref(&shard.table).addr(), start);
+            assert!(lock < start + 64, "the lock word is in the first line");
+        }
+    }
 }
