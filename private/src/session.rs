@@ -2,9 +2,12 @@
 //!
 //! A session is one (user, peer id) on a torrent: its baseline (what it last reported, when,
 //! with which key, from which address), 88 bytes, and the accounting its announces credited
-//! since the last flush. Both live in one [`SessionSlot`] of three cache lines, found in its
-//! shard's session table by a keyed hash of the info hash and the peer id, which the UDP
-//! tracker's prefetch pipeline computes from the datagram ahead of the request.
+//! since the last flush. The baseline lives in a [`SessionSlot`] of two cache lines, found in
+//! its shard's session table by a keyed hash of the info hash and the peer id, which the UDP
+//! tracker's prefetch pipeline computes from the datagram ahead of the request. The credited
+//! accounting, which most sessions have none of at any moment (a client announces every half
+//! hour or so, the flush runs every few seconds), lives in its shard's [`PendingLog`], which
+//! every flush empties: the slot holds only its place there.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -184,20 +187,33 @@ pub(crate) struct Accounted {
     pub(crate) now: u32,
 }
 
+/// Where a slot's pending accounting is in its shard's [`PendingLog`]: none.
+const NO_PENDING: u32 = u32::MAX;
+
 /// A peer session in its shard's session table: the key (info hash, user, peer id: the user
-/// and the peer id are in the session), the baseline, and the accounting waiting for the
-/// flush, with the torrent's row id for the rows the flush writes. Three cache lines: a
-/// keep-alive of a leecher reads the first two, an announce that credits something all three.
+/// and the peer id are in the session), the baseline, the place of the accounting waiting for
+/// the flush, and the torrent's row id for the rows the flush writes. Two cache lines, both
+/// read by every announce of the session.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 pub(crate) struct SessionSlot {
     pub(crate) hash: InfoHash,
     state: State,
-    bits: u64,
+    /// The session's hash bits (see [`session_bits`]).
+    bits: u32,
+    /// Its pending accounting's place in the shard's [`PendingLog`], or [`NO_PENDING`].
+    pending: u32,
     pub(crate) session: Session,
     /// The torrent's database id (its slot's, kept in step when it changes).
     pub(crate) torrent_id: i64,
-    pub(crate) pending: Option<Pending>,
+}
+
+/// A session's hash bits in its table, from the keyed hash of its info hash and peer id: 32 of
+/// them, which address every table a shard can hold and keep the slot in two lines.
+#[inline]
+pub(crate) fn session_bits(hash: u64) -> u32 {
+    // Truncation is intended: the low bits pick the slot.
+    hash as u32
 }
 
 slot_accessors!(
@@ -206,6 +222,7 @@ slot_accessors!(
         hash: InfoHash([0; 20]),
         state: State::Empty,
         bits: 0,
+        pending: NO_PENDING,
         session: Session::new(
             0,
             PeerId([0; 20]),
@@ -221,20 +238,19 @@ slot_accessors!(
             0,
         ),
         torrent_id: 0,
-        pending: None,
     }
 );
 
 impl SessionSlot {
     /// `session` of the torrent `hash` (row id `torrent_id`), under hash bits `bits`.
-    pub(crate) fn new(hash: InfoHash, bits: u64, torrent_id: i64, session: Session) -> Self {
+    pub(crate) fn new(hash: InfoHash, bits: u32, torrent_id: i64, session: Session) -> Self {
         Self {
             hash,
             state: State::Empty,
             bits,
+            pending: NO_PENDING,
             session,
             torrent_id,
-            pending: None,
         }
     }
 
@@ -244,29 +260,20 @@ impl SessionSlot {
         self.session.peer_id == *peer_id && self.session.user_id == user_id && self.hash == *hash
     }
 
-    /// Adds `p` to the pending accounting; true if there was none.
-    #[inline]
-    pub(crate) fn add_pending(&mut self, p: &Pending) -> bool {
-        match &mut self.pending {
-            Some(mine) => {
-                mine.merge(p);
-                false
-            }
-            None => {
-                self.pending = Some(*p);
-                true
-            }
-        }
+    /// Where this session's pending accounting is in its shard's log, if it has any.
+    #[cfg(test)]
+    pub(crate) fn pending_place(&self) -> Option<u32> {
+        (self.pending != NO_PENDING).then_some(self.pending)
     }
 
-    /// The row of the pending accounting, if any, taken out.
-    pub(crate) fn take_pending(&mut self) -> Option<PendingRow> {
-        self.pending.take().map(|pending| PendingRow {
+    /// The row of `pending` for this session, keyed as the flush writes it.
+    fn row(&self, pending: Pending) -> PendingRow {
+        PendingRow {
             info_hash: self.hash,
             torrent_id: self.torrent_id,
             user_id: self.session.user_id,
             pending,
-        })
+        }
     }
 
     /// The row deleting this session's baseline.
@@ -276,6 +283,64 @@ impl SessionSlot {
             torrent_id: self.torrent_id,
             user_id: self.session.user_id,
             peer_id: self.session.peer_id,
+        }
+    }
+}
+
+/// A shard's pending accounting of live sessions, one record per session with any, in the
+/// order they were first credited since the last flush, which takes them all and empties the
+/// log. A record of a session that ended before the flush moved to the shard's orphans and
+/// stays here unread until then.
+#[derive(Debug, Default)]
+pub(crate) struct PendingLog {
+    records: Vec<Pending>,
+}
+
+impl PendingLog {
+    /// Adds `p` to `slot`'s pending accounting; true if it had none. A log as long as its
+    /// places can count (never, in practice: that many records between two flushes would be
+    /// hundreds of gigabytes) sends the record to `overflow` instead.
+    #[inline]
+    pub(crate) fn add(
+        &mut self,
+        slot: &mut SessionSlot,
+        p: &Pending,
+        overflow: &mut Vec<PendingRow>,
+    ) -> bool {
+        if let Some(mine) = self.records.get_mut(slot.pending as usize) {
+            mine.merge(p);
+            return false;
+        }
+        match u32::try_from(self.records.len()) {
+            Ok(at) if at != NO_PENDING => {
+                self.records.push(*p);
+                slot.pending = at;
+            }
+            _ => overflow.push(slot.row(*p)),
+        }
+        true
+    }
+
+    /// The row of `slot`'s pending accounting, if any, taken out.
+    pub(crate) fn take(&mut self, slot: &mut SessionSlot) -> Option<PendingRow> {
+        let at = std::mem::replace(&mut slot.pending, NO_PENDING);
+        let p = self.records.get_mut(at as usize)?;
+        Some(slot.row(std::mem::take(p)))
+    }
+
+    /// Number of records, read or not.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Forgets every record, once the flush took those of every live session. Keeps room for
+    /// as many as this interval held, giving back what earlier busier ones grew it to.
+    pub(crate) fn clear(&mut self) {
+        let used = self.records.len();
+        self.records.clear();
+        if self.records.capacity() > 4 * used.max(64) {
+            self.records.shrink_to(2 * used);
         }
     }
 }
@@ -299,7 +364,7 @@ mod tests {
     fn addresses_round_trip_compactly() {
         assert_eq!(std::mem::size_of::<Addr>(), 19);
         assert_eq!(std::mem::size_of::<Session>(), 88);
-        assert_eq!(std::mem::size_of::<SessionSlot>(), 192);
+        assert_eq!(std::mem::size_of::<SessionSlot>(), 128);
         for a in [
             "10.1.2.3:6881",
             "0.0.0.0:0",
@@ -315,6 +380,52 @@ mod tests {
             Addr::new("::ffff:10.0.0.1".parse().unwrap(), 1),
             Addr::new("10.0.0.1".parse().unwrap(), 1)
         );
+    }
+
+    #[test]
+    fn the_pending_log_merges_takes_and_empties() {
+        use crate::table::Slot as _;
+        let mut log = PendingLog::default();
+        let mut overflow = Vec::new();
+        let (mut a, mut b) = (SessionSlot::vacant(), SessionSlot::vacant());
+        a.session.user_id = 1;
+        b.session.user_id = 2;
+        let p = |up, at| Pending {
+            totals: Totals {
+                uploaded: up,
+                ..Totals::default()
+            },
+            last_announce: at,
+        };
+        assert!(log.add(&mut a, &p(5, 10), &mut overflow));
+        assert!(log.add(&mut b, &p(7, 11), &mut overflow));
+        assert!(
+            !log.add(&mut a, &p(3, 12), &mut overflow),
+            "merged into a's record"
+        );
+        assert_eq!(
+            (a.pending_place(), b.pending_place(), log.len()),
+            (Some(0), Some(1), 2)
+        );
+        let row = log.take(&mut a).expect("a's record");
+        assert_eq!((row.user_id, row.pending), (1, p(8, 12)));
+        assert_eq!((a.pending_place(), log.take(&mut a)), (None, None));
+        log.take(&mut b);
+        log.clear();
+        assert_eq!(log.len(), 0);
+        assert!(
+            log.add(&mut a, &p(1, 13), &mut overflow),
+            "a new record after the flush"
+        );
+        assert_eq!(a.pending_place(), Some(0));
+        assert!(overflow.is_empty());
+        // A busy interval's room is given back after a quiet one.
+        for _ in 0..10_000 {
+            log.add(&mut SessionSlot::vacant(), &p(1, 1), &mut overflow);
+        }
+        log.clear();
+        log.clear();
+        assert!(log.records.capacity() <= 256, "{}", log.records.capacity());
     }
 
     #[test]

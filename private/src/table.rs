@@ -36,8 +36,8 @@ pub(crate) trait Slot: Copy {
     fn bits(&self) -> u64;
 }
 
-/// Implements [`Slot`]'s accessors for a struct with `state: State` and `bits: u64` fields;
-/// `vacant` is the expression of an empty slot.
+/// Implements [`Slot`]'s accessors for a struct with `state: State` and `bits` (`u64`, or a
+/// narrower unsigned type) fields; `vacant` is the expression of an empty slot.
 macro_rules! slot_accessors {
     ($type:ty, $vacant:expr) => {
         impl $crate::table::Slot for $type {
@@ -53,8 +53,9 @@ macro_rules! slot_accessors {
                 self.state = state;
             }
             #[inline]
+            #[allow(clippy::useless_conversion)] // `bits` is `u64` in some slots
             fn bits(&self) -> u64 {
-                self.bits
+                u64::from(self.bits)
             }
         }
     };

@@ -6,8 +6,9 @@
 //! A shard keeps two open-addressing tables ([`Table`]):
 //! * **torrents**: every listed torrent, and removed ones while they still have sessions, one
 //!   cache line each ([`TorrentSlot`]), under bits of the info hash's keyed hash;
-//! * **sessions**: every peer session of the shard's torrents, with its pending accounting,
-//!   three lines each ([`SessionSlot`]), under a keyed hash of the info hash *and the peer id*.
+//! * **sessions**: every peer session of the shard's torrents, two lines each
+//!   ([`SessionSlot`]), under a keyed hash of the info hash *and the peer id*; beside them the
+//!   accounting credited since the last flush ([`PendingLog`]).
 //!
 //! Both slots' addresses follow from the request alone (the table's place, published beside
 //! the lock, and the hash bits), so the UDP tracker's prefetch pipeline loads them ahead of
@@ -31,7 +32,9 @@ use swarmd_swarm::Prefetch;
 use crate::credit::{credit, Limits};
 use crate::hashing::InfoHashState;
 use crate::model::{Mode, Totals};
-use crate::session::{Accounted, Outcome, Pending, Removed, Session, SessionSlot};
+use crate::session::{
+    session_bits, Accounted, Outcome, Pending, PendingLog, Removed, Session, SessionSlot,
+};
 use crate::table::Table;
 use crate::torrent::{PendingRow, SessionRow, Taken, TorrentEntry, TorrentSlot};
 
@@ -44,19 +47,19 @@ pub(crate) struct Bits {
     /// The torrent's bits in the torrent table.
     pub(crate) torrent: u64,
     /// The session's bits (info hash and peer id) in the session table.
-    pub(crate) session: u64,
+    pub(crate) session: u32,
 }
 
 /// The keyed hash of `info_hash` (its low bits choose the shard), and of it with `peer_id`.
 #[inline]
-fn hash(hasher: &InfoHashState, info_hash: &InfoHash, peer_id: &PeerId) -> (u64, u64) {
+fn hash(hasher: &InfoHashState, info_hash: &InfoHash, peer_id: &PeerId) -> (u64, u32) {
     // The bytes straight into the hasher: `hash_one` would go through the generic (and
     // out-of-line) `Hash` of arrays.
     let mut h = hasher.build_hasher();
     h.write(&info_hash.0);
     let torrent = h.finish();
     h.write(&peer_id.0);
-    (torrent, h.finish())
+    (torrent, session_bits(h.finish()))
 }
 
 /// The torrent-table bits of a hash (the bits above the shard's).
@@ -72,6 +75,8 @@ fn torrent_bits(hash: u64) -> u64 {
 pub(crate) struct Shard {
     pub(crate) torrents: Table<TorrentSlot>,
     pub(crate) sessions: Table<SessionSlot>,
+    /// The pending accounting of the sessions.
+    pub(crate) pending: PendingLog,
     /// Pending accounting of sessions that ended since the last flush (and what a failed
     /// flush gave back).
     pub(crate) orphans: Vec<PendingRow>,
@@ -107,7 +112,7 @@ impl Shard {
     fn find_session(&self, info_hash: &InfoHash, user_id: i64, peer_id: &PeerId) -> Option<usize> {
         let bits = self.bits(info_hash, peer_id).session;
         self.sessions
-            .find(bits, |s| s.is(info_hash, user_id, peer_id))
+            .find(u64::from(bits), |s| s.is(info_hash, user_id, peer_id))
     }
 
     /// The session (`info_hash`, `user_id`, `peer_id`), mutably.
@@ -130,7 +135,7 @@ impl Shard {
         &mut self,
         torrent: usize,
         info_hash: &InfoHash,
-        session_bits: u64,
+        session_bits: u32,
         a: &Accounted,
         limits: Limits,
     ) -> (Outcome, bool) {
@@ -145,9 +150,9 @@ impl Shard {
         // Whether this announce leaves something the database must learn at the next flush.
         let mut write = stopped;
         let mut moved = false;
-        let found = self
-            .sessions
-            .find(session_bits, |s| s.is(info_hash, a.user_id, &a.peer_id));
+        let found = self.sessions.find(u64::from(session_bits), |s| {
+            s.is(info_hash, a.user_id, &a.peer_id)
+        });
         let at = match found.and_then(|i| Some((i, self.sessions.get_mut(i)?))) {
             Some((i, slot)) => {
                 let s = &mut slot.session;
@@ -193,7 +198,7 @@ impl Shard {
                 last_announce: now,
             };
             out.new_record = match at.and_then(|i| self.sessions.get_mut(i)) {
-                Some(slot) => slot.add_pending(&add),
+                Some(slot) => self.pending.add(slot, &add, &mut self.orphans),
                 None => {
                     self.orphans.push(PendingRow {
                         info_hash: *info_hash,
@@ -217,7 +222,7 @@ impl Shard {
     /// forgotten if it was its last session and it is not listed.
     fn end_session(&mut self, at: usize, torrent: Option<usize>) -> Option<Session> {
         let mut slot = self.sessions.remove(at)?;
-        if let Some(row) = slot.take_pending() {
+        if let Some(row) = self.pending.take(&mut slot) {
             self.orphans.push(row);
         }
         self.removed.push(slot.removed());
@@ -239,11 +244,12 @@ impl Shard {
         let Shard {
             torrents,
             sessions,
+            pending,
             hasher,
             ..
         } = self;
-        sessions.retain(|slot| {
-            if let Some(row) = slot.take_pending() {
+        let moved = sessions.retain(|slot| {
+            if let Some(row) = pending.take(slot) {
                 out.pending.push(row);
             }
             let s = &mut slot.session;
@@ -265,7 +271,10 @@ impl Shard {
                 });
             }
             true
-        })
+        });
+        // Every live session's record was taken above, and ended ones' went to the orphans.
+        pending.clear();
+        moved
     }
 
     /// Ends the sessions `evict` selects (their pending accounting stays for the flush, their
@@ -279,6 +288,7 @@ impl Shard {
         let Shard {
             torrents,
             sessions,
+            pending,
             orphans,
             removed,
             hasher,
@@ -288,7 +298,7 @@ impl Shard {
             if !evict(&slot.session) {
                 return true;
             }
-            if let Some(row) = slot.take_pending() {
+            if let Some(row) = pending.take(slot) {
                 orphans.push(row);
             }
             removed.push(slot.removed());
@@ -379,7 +389,7 @@ impl Shard {
         let id = t.id;
         let known = self
             .sessions
-            .find(bits.session, |s| {
+            .find(u64::from(bits.session), |s| {
                 s.is(info_hash, session.user_id, &session.peer_id)
             })
             .is_some();
@@ -460,6 +470,7 @@ impl Torrents {
                     shard: Mutex::new(Shard {
                         torrents: Table::default(),
                         sessions: Table::default(),
+                        pending: PendingLog::default(),
                         orphans: Vec::new(),
                         removed: Vec::new(),
                         hasher,
@@ -507,7 +518,7 @@ impl Torrents {
         cell.torrent_table.prefetch::<TorrentSlot>(bits.torrent);
         if peer_id.is_some() {
             cell.session_table
-                .prefetch_lines::<SessionSlot>(bits.session);
+                .prefetch_lines::<SessionSlot>(u64::from(bits.session));
         }
     }
 
@@ -622,14 +633,14 @@ impl Torrents {
 mod tests {
     use super::*;
 
-    /// What an announce reads of its session comes in whole lines: the slot is line-aligned,
-    /// and its first two lines hold the key and the baseline.
+    /// What an announce reads of its torrent and its session comes in whole lines: the
+    /// slots are line-aligned, a torrent's one line, a session's two.
     #[test]
     fn slots_are_line_aligned() {
-        use std::mem::offset_of;
         assert_eq!(align_of::<SessionSlot>(), 64);
         assert_eq!(align_of::<TorrentSlot>(), 64);
-        assert!(offset_of!(SessionSlot, session) + size_of::<Session>() <= 128);
+        assert_eq!(size_of::<SessionSlot>(), 128);
+        assert_eq!(size_of::<TorrentSlot>(), 64);
     }
 
     /// The prefetch's reads (the published places) and the announce's first ones (the lock,

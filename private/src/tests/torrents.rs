@@ -436,10 +436,18 @@ fn check_tables(fx: &Fx) {
             assert!(t.listed || mine > 0, "{} unlisted and kept", t.hash);
             listed += usize::from(t.listed);
         }
+        let mut places = std::collections::HashSet::new();
         for (_, x) in s.sessions.iter() {
             let t = s.torrent(&x.hash).expect("a session's torrent is known");
             assert_eq!(x.torrent_id, t.id);
-            records += usize::from(x.pending.is_some());
+            if let Some(at) = x.pending_place() {
+                assert!(
+                    (at as usize) < s.pending.len(),
+                    "a record's place in the log"
+                );
+                assert!(places.insert(at), "two sessions share a record");
+                records += 1;
+            }
         }
         sessions += s.sessions.len();
         records += s.orphans.len();
