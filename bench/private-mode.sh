@@ -9,12 +9,14 @@
 # over the rounds. Phases: UDP announces (keep-alives; "progress" ones whose transfer counters
 # grow each time, so private mode accounts every one and its flush writes them) and keep-alive
 # HTTP announces; public mode also gets the same passkey-carrying requests ("public+keys"),
-# which it ignores. Prints replies/s and server CPU microseconds per reply, and the
-# private/public ratios. The UDP generator polls for replies (`udp-load --spin`), so the
+# which it ignores. Prints both servers' resident memory after the warm-up, replies/s and
+# server CPU microseconds per reply, and the private/public ratios. The UDP generator polls for replies (`udp-load --spin`), so the
 # server's replies never pay for waking it, as a remote client's would not (SPIN=0 turns that
 # off). Besides the ratios of the medians it prints the ratios round by round (each private
-# phase against the public one just before it): their median and range.
-# Usage: bench/private-mode.sh [SECONDS] [HASHES] [USERS] [ROUNDS]
+# phase against the public one just before it): their median and range. With FILL=N, it then
+# announces N more peers on every hash to both servers and prints their resident memory
+# (both servers then return freed memory to the system at once: take ratios from other runs).
+# Usage: [FILL=N] bench/private-mode.sh [SECONDS] [HASHES] [USERS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-6}; nhash=${2:-100000}; nusers=${3:-1000}; rounds=${4:-3}
@@ -37,6 +39,9 @@ declare -A pid udp http admin
 udp[public]=17969; http[public]=17968; admin[public]=17970
 udp[private]=18969; http[private]=18968; admin[private]=18970
 
+# With FILL, the allocator hands freed memory back at once, so resident memory is what is
+# live (this costs some speed: take the ratios from a run without FILL).
+[ "${FILL:-0}" -gt 0 ] && export _RJEM_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0
 start() { # mode
   SWARMD__ACCESS__MODE=$1 SWARMD__ACCESS__DATABASE="$work/$1.db" SWARMD__ADMIN__TOKEN=$token \
   SWARMD__UDP__WORKERS=1 SWARMD__SERVER__WORKER_THREADS=1 SWARMD__DHT__BOOTSTRAP_NODES="[]" \
@@ -76,6 +81,13 @@ echo "private mode: $(wc -l < "$work/hashes.txt") hashes allowed, $(wc -l < "$wo
 # Warm-up: fills the swarms (and, in private mode, the sessions) once.
 udp_load public "$secs" >/dev/null
 KEYS="$work/keys.txt" udp_load private "$secs" >/dev/null
+# What private mode's state costs in memory: both servers hold the same swarms now, the private
+# one also its torrents, sessions, users, keys and the database's page cache. Anonymous memory
+# only: the database file is mapped, and its pages are the kernel's page cache to reclaim.
+rss() { awk '/^RssAnon/ { printf "%.1f", $2 / 1024 }' "/proc/${pid[$1]}/status"; }
+gauge() { curl -fs "http://127.0.0.1:${admin[private]}/metrics" | awk -v g="$1" '$1 == g { print $2 }'; }
+echo "resident anonymous memory after the warm-up: public $(rss public) MB, private $(rss private) MB;" \
+  "$(gauge swarmd_private_sessions) sessions"
 for _ in $(seq "$rounds"); do
   measure public/udp-announce public udp_load
   KEYS="$work/keys.txt" measure private/udp-announce private udp_load
@@ -90,6 +102,18 @@ for _ in $(seq "$rounds"); do
 done
 curl -fs "http://127.0.0.1:${admin[private]}/metrics" \
   | grep -E '^swarmd_private_(sessions|pending_records|flushes_total)' || true
+if [ "${FILL:-0}" -gt 0 ]; then
+  # Memory at scale: FILL more peers on every hash, in both modes, then what each holds.
+  for m in public private; do
+    keys=(); [ $m = private ] && keys=(--passkey-file "$work/keys.txt")
+    taskset -c 1 target/release/udp-load --target "127.0.0.1:${udp[$m]}" --duration 120 \
+      --hash-file "$work/hashes.txt" --fill "$FILL" "${keys[@]}" >/dev/null
+  done
+  # Once the flush has written the fill (its buffers are transient), up to a minute.
+  for _ in $(seq 600); do [ "$(gauge swarmd_private_pending_records)" = 0 ] && break; sleep 0.1; done
+  echo "resident anonymous memory after a fill of $FILL peers per hash: public $(rss public) MB," \
+    "private $(rss private) MB; $(gauge swarmd_private_sessions) sessions"
+fi
 
 # Medians per phase, then the ratios of the medians (plain POSIX awk: mawk has no asort).
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
